@@ -1,0 +1,135 @@
+"""Finding a container: one module per engine, one ``Container`` value out.
+
+Every engine module provides
+
+* ``list_argv(runtime_root) -> list[str]``: a cheap listing command,
+* ``parse_list(stdout) -> list[Candidate]``: its ids and names,
+* ``inspect(candidate, runtime_root) -> Container``: the full record.
+
+``find()`` runs the listings of all selected engines at once, matches the
+reference as a full id, a name, or a unique id prefix, and inspects the one
+container that matched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from enum import StrEnum
+from types import ModuleType
+
+from ..errors import NotFound, ToolError
+
+log = logging.getLogger(__name__)
+
+
+class Engine(StrEnum):
+    AUTO = "auto"
+    ISULA = "isula"
+    DOCKER = "docker"
+    PODMAN = "podman"
+    RUNC = "runc"
+    CRUN = "crun"
+
+    @property
+    def binary(self) -> str:
+        return self.value
+
+    @property
+    def module(self) -> ModuleType:
+        name = "runc" if self in (Engine.RUNC, Engine.CRUN) else self.value
+        return importlib.import_module(f"{__name__}.{name}")
+
+    @classmethod
+    def parse(cls, value: str) -> Engine:
+        try:
+            return cls(value.lower())
+        except ValueError:
+            choices = ", ".join(e.value for e in cls)
+            raise ToolError(f"unknown engine {value!r}: one of {choices}") from None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    name: str
+    engine: Engine
+
+
+def engines_for(selected: Engine) -> list[Engine]:
+    if selected is not Engine.AUTO:
+        return [selected]
+    return [e for e in Engine if e is not Engine.AUTO and shutil.which(e.binary)]
+
+
+def _clean_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "CONTAINER_HOST", "DOCKER_HOST",
+            "ISULAD_HOST")
+    return {k: os.environ[k] for k in keep if k in os.environ} | {"LC_ALL": "C"}
+
+
+def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidate]:
+    """All containers the selected engines know, listed concurrently.
+
+    With ``auto`` an engine whose CLI fails (daemon not running) is skipped;
+    an explicitly selected engine that fails is an error."""
+    engines = engines_for(selected)
+    if not engines:
+        raise ToolError("no container engine found (isula, docker, podman, runc or crun)")
+    procs = []
+    for engine in engines:
+        argv = engine.module.list_argv(engine, runtime_root)
+        log.debug("+ %s", " ".join(argv))
+        try:
+            procs.append((engine, argv, subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=_clean_env())))
+        except OSError as err:
+            if selected is not Engine.AUTO:
+                raise ToolError(f"cannot run {argv[0]}: {err.strerror}") from None
+    found: list[Candidate] = []
+    for engine, argv, proc in procs:
+        try:
+            out, errout = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, errout = proc.communicate()
+        if proc.returncode != 0:
+            msg = errout.decode(errors="replace").strip().splitlines()
+            if selected is not Engine.AUTO:
+                raise ToolError(f"{' '.join(argv)} failed: {msg[-1] if msg else proc.returncode}")
+            log.debug("skipping %s: %s", engine.value, msg[-1] if msg else proc.returncode)
+            continue
+        found.extend(engine.module.parse_list(engine, out.decode(errors="replace")))
+    return found
+
+
+def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
+    """Exact id, then exact name, then id prefix; every engine's matches."""
+    for rule in (lambda c: c.id == ref, lambda c: c.name == ref,
+                 lambda c: c.id.startswith(ref)):
+        hits = [c for c in candidates if rule(c)]
+        if hits:
+            return hits
+    return []
+
+
+def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None):  # type: ignore[no-untyped-def]
+    """Resolve ``ref`` (full id, unique id prefix, or name) to a Container."""
+    if not ref:
+        raise ToolError("container id or name is empty")
+    hits = match(ref, list_all(engine, runtime_root))
+    if not hits:
+        raise NotFound(f"container {ref!r} not found"
+                       + ("" if engine is Engine.AUTO else f" in {engine.value}"))
+    if len(hits) > 1:
+        listed = ", ".join(f"{c.id} ({c.engine.value}{', ' + c.name if c.name != c.id else ''})"
+                           for c in hits)
+        raise ToolError(f"container {ref!r} is ambiguous: {listed}",
+                        hint="give a longer id prefix or --engine")
+    hit = hits[0]
+    return hit.engine.module.inspect(hit, runtime_root)

@@ -1,0 +1,128 @@
+"""A container's cgroup directories, v1 controllers and the v2 unified tree.
+
+Paths come from /proc/PID/cgroup of the container's init, joined to where the
+host mounts each hierarchy (read from /proc/self/mountinfo, not assumed).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass, field
+
+from .errors import ToolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Mounts:
+    v1: dict[str, str] = field(default_factory=dict)   # controller -> mount point
+    v2: str | None = None
+
+
+def parse_mountinfo(text: str) -> Mounts:
+    v1: dict[str, str] = {}
+    v2 = None
+    for line in text.splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, post_fields = pre.split(), post.split()
+        if len(fields) < 5 or len(post_fields) < 3:
+            continue
+        mountpoint, fstype = fields[4].replace("\\040", " "), post_fields[0]
+        if fstype == "cgroup2":
+            v2 = v2 or mountpoint
+        elif fstype == "cgroup":
+            for opt in post_fields[2].split(","):
+                if opt in ("rw", "ro") or opt.startswith("release_agent") or "=" in opt and not \
+                        opt.startswith("name="):
+                    continue
+                v1.setdefault(opt, mountpoint)
+    return Mounts(v1, v2)
+
+
+@functools.cache
+def host_mounts() -> Mounts:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return parse_mountinfo(f.read())
+
+
+@dataclass(frozen=True)
+class CgroupSet:
+    """Host directories of one process's cgroups."""
+
+    v1: dict[str, str]          # controller -> directory
+    v2: str | None              # unified directory
+
+    def v2_has(self, controller: str) -> bool:
+        if not self.v2:
+            return False
+        try:
+            with open(os.path.join(self.v2, "cgroup.controllers"), encoding="ascii") as f:
+                return controller in f.read().split()
+        except OSError:
+            return False
+
+    def dir(self, v1_controller: str, v2_controller: str | None = None) -> tuple[int, str]:
+        """(version, directory) serving a controller: v1 first, else v2."""
+        if v1_controller in self.v1:
+            return 1, self.v1[v1_controller]
+        name = v2_controller or v1_controller
+        if self.v2 and self.v2_has(name):
+            return 2, self.v2
+        raise ToolError(f"no {v1_controller} cgroup (v1) or {name} controller (v2) "
+                        "for the container")
+
+
+def parse_proc_cgroup(text: str, mounts: Mounts) -> CgroupSet:
+    v1: dict[str, str] = {}
+    v2 = None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        path = path.lstrip("/")
+        if controllers == "":
+            if mounts.v2:
+                v2 = os.path.join(mounts.v2, path)
+            continue
+        for ctl in controllers.split(","):
+            if ctl in mounts.v1:
+                v1[ctl] = os.path.join(mounts.v1[ctl], path)
+    return CgroupSet(v1, v2)
+
+
+def for_pid(pid: int) -> CgroupSet:
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise ToolError(f"cannot read the cgroups of pid {pid}: {err.strerror}") from None
+    return parse_proc_cgroup(text, host_mounts())
+
+
+def write(directory: str, name: str, value: str) -> None:
+    """Write one line to a cgroup file; the kernel's errno becomes a clear error."""
+    path = os.path.join(directory, name)
+    log.debug("cgroup %s <- %s", path, value)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ToolError(f"cannot open {path}: {err.strerror}") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as err:
+        raise ToolError(f"writing {value!r} to {path}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read(directory: str, name: str) -> str:
+    path = os.path.join(directory, name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise ToolError(f"cannot read {path}: {err.strerror}") from None

@@ -1,0 +1,154 @@
+"""The few Linux syscalls Python does not wrap, each wrapped once.
+
+Every wrapper raises ``OSError(errno, strerror, what)`` naming the path or
+pid it worked on.  Syscall numbers are the generic ones (identical on x86_64
+and aarch64 for everything from 424 on).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# --- namespaces -----------------------------------------------------------
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# --- mount(2) flags -------------------------------------------------------
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+UMOUNT_NOFOLLOW = 0x8
+
+# --- new mount API / openat2 -----------------------------------------------
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+_NR = {"open_tree": 428, "move_mount": 429, "openat2": 437, "mount_setattr": 442}
+if platform.machine() not in ("x86_64", "aarch64", "riscv64", "loongarch64"):  # pragma: no cover
+    raise ImportError(f"syscall numbers unknown for {platform.machine()}")
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _fail(what: object) -> OSError:
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err), str(what))
+
+
+def _b(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
+        raise _fail(target)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    if _libc.umount2(_b(target), flags) != 0:
+        raise _fail(target)
+
+
+def setns(fd: int, nstype: int, what: object = "namespace") -> None:
+    """Join the namespace(s) of ``fd`` (a /proc/PID/ns file or a pidfd)."""
+    if _libc.setns(fd, nstype) != 0:
+        raise _fail(what)
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _libc.syscall(_NR["openat2"], dirfd, _b(path), ctypes.byref(how),
+                       ctypes.sizeof(how))
+    if fd < 0:
+        raise _fail(path)
+    return int(fd)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    fd = _libc.syscall(_NR["open_tree"], dirfd, _b(path), ctypes.c_uint(flags))
+    if fd < 0:
+        raise _fail(path)
+    return int(fd)
+
+
+def move_mount(from_fd: int, to_fd: int, what: object, from_path: str = "",
+               to_path: str = "") -> None:
+    flags = (MOVE_MOUNT_F_EMPTY_PATH if not from_path else 0) | (
+        MOVE_MOUNT_T_EMPTY_PATH if not to_path else 0)
+    if _libc.syscall(_NR["move_mount"], from_fd, _b(from_path), to_fd, _b(to_path),
+                     ctypes.c_uint(flags)) != 0:
+        raise _fail(what)
+
+
+def mount_setattr(fd: int, what: object, *, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, recursive: bool = True) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    if _libc.syscall(_NR["mount_setattr"], fd, b"", ctypes.c_uint(flags), ctypes.byref(attr),
+                     ctypes.sizeof(attr)) != 0:
+        raise _fail(what)
+
+
+def pidfd_open(pid: int) -> int:
+    try:
+        return os.pidfd_open(pid)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, f"pid {pid}") from None
+
+
+def proc_start_time(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: the start time in clock ticks since boot."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # comm may contain spaces and parentheses: split after the last ')'
+    return int(data[data.rindex(b")") + 2:].split()[19])

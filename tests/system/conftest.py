@@ -1,0 +1,234 @@
+"""Fixtures for system tests: real runc containers, loop devices, the CLI.
+
+Everything a test makes carries the session prefix ``sct<hex>`` and is torn
+down by a finalizer, also when the test fails.  runc runs with its own
+``--root`` so no container of the host is ever seen or touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.system
+
+PREFIX = "sct" + secrets.token_hex(3)
+REPO = Path(__file__).resolve().parents[2]
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+APPLETS = ("sh", "ls", "cat", "sleep", "dd", "mount", "umount", "ip", "free", "nproc", "stat",
+           "echo", "test", "mkdir", "rm", "touch", "readlink", "head", "grep", "ping", "ifconfig",
+           "route", "true", "wc", "hostname", "uptime", "top", "ps", "df")
+
+
+def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(argv, check=kw.pop("check", True), **kw)
+
+
+def make_rootfs(dest: Path) -> None:
+    for d in ("bin", "dev", "proc", "sys", "etc", "tmp", "root", "run", "var", "mnt"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    for applet in APPLETS:
+        (dest / "bin" / applet).symlink_to("busybox")
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\n")
+
+
+@dataclass
+class Ctr:
+    """One runc container made by a test."""
+
+    id: str
+    bundle: Path
+    root: str
+    runtime: str = "runc"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rootfs(self) -> Path:
+        return self.bundle / "rootfs"
+
+    def runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([self.runtime, "--root", self.root, *args], check=check)
+
+    def start(self) -> None:
+        # run -d hands its stdio to the container: a pipe would never reach EOF
+        log = self.bundle / "runc-run.log"
+        with open(log, "w") as out:
+            proc = subprocess.run([self.runtime, "--root", self.root, "run", "-d", self.id],
+                                  cwd=self.bundle, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=out, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"runc run {self.id} failed: {log.read_text()}")
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.runc("state", self.id).stdout)
+
+    @property
+    def pid(self) -> int:
+        return int(self.state()["pid"])
+
+    def exec(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.runc("exec", self.id, *cmd, check=check)
+
+    def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.exec("/bin/sh", "-c", script, check=check)
+
+    def stop(self) -> None:
+        """Kill and delete (runs poststop hooks); the bundle stays for a restart."""
+        self.runc("kill", self.id, "KILL", check=False)
+        for _ in range(100):
+            st = self.runc("state", self.id, check=False)
+            if st.returncode != 0 or json.loads(st.stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        self.runc("delete", "--force", self.id, check=False)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def write_config(bundle: Path, *, memory: int | None = None, cpus: str | None = None,
+                 netns: bool = True, hooks: dict[str, Any] | None = None,
+                 env: list[str] | None = None, args: list[str] | None = None) -> None:
+    run(["runc", "spec", "--bundle", str(bundle)])
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = args or ["/bin/sleep", "1000000"]
+    cfg["process"]["env"] = cfg["process"].get("env", []) + (env or [])
+    cfg["root"]["readonly"] = False
+    cfg["hostname"] = bundle.name
+    res = cfg["linux"].setdefault("resources", {})
+    if memory:
+        res["memory"] = {"limit": memory}
+    if cpus:
+        res["cpu"] = {"cpus": cpus}
+    if not netns:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"]
+    if hooks:
+        cfg["hooks"] = hooks
+    (bundle / "config.json").write_text(json.dumps(cfg, indent=1))
+
+
+@pytest.fixture(scope="session")
+def runtime_root() -> Iterator[str]:
+    root = f"/run/{PREFIX}-runc"
+    os.makedirs(root, exist_ok=True)
+    yield root
+    out = run(["runc", "--root", root, "list", "-q"], check=False).stdout.split()
+    for cid in out:
+        run(["runc", "--root", root, "delete", "--force", cid], check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("rootfs-template")
+    make_rootfs(dest)
+    return dest
+
+
+@pytest.fixture
+def make_container(runtime_root: str, rootfs_template: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    made: list[Ctr] = []
+
+    def factory(name: str | None = None, *, start: bool = True, **config: Any) -> Ctr:
+        cid = f"{PREFIX}-{name or secrets.token_hex(3)}"
+        bundle = tmp_path_factory.mktemp(cid)
+        shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
+        write_config(bundle, **config)
+        ctr = Ctr(cid, bundle, runtime_root)
+        made.append(ctr)
+        if start:
+            ctr.start()
+        return ctr
+
+    yield factory
+    for ctr in made:
+        ctr.stop()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> str:
+    d = tmp_path / "state"
+    d.mkdir()
+    return str(d)
+
+
+@pytest.fixture
+def tool(runtime_root: str, state_dir: str) -> Any:
+    """Run the real CLI as a subprocess, against the test's runc root and state dir."""
+
+    def call(*args: str, check: bool | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, SYSCONTAINER_ENGINE="runc",
+                   SYSCONTAINER_RUNTIME_ROOT=runtime_root, SYSCONTAINER_STATE_DIR=state_dir)
+        proc = run([sys.executable, "-m", "syscontainer_tools", *args], env=env, check=False)
+        if check is True and proc.returncode != 0:
+            raise AssertionError(f"{args} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    return call
+
+
+@dataclass
+class Loop:
+    path: str
+    backing: Path
+    partitions: list[str]
+
+    @property
+    def majmin(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path) -> Iterator[Any]:
+    """Loop devices over sparse files; ``partitions=N`` adds N partitions (partx -a)."""
+    made: list[Loop] = []
+
+    def factory(size_mb: int = 16, partitions: int = 0) -> Loop:
+        backing = tmp_path / f"{PREFIX}-disk{len(made)}.img"
+        with open(backing, "wb") as f:
+            f.truncate(size_mb << 20)
+        if partitions:
+            step = (size_mb - 2) // partitions
+            table = "label: gpt\n" + "".join(f"size={step}MiB\n" for _ in range(partitions))
+            run(["sfdisk", "-q", str(backing)], input=table)
+        dev = run(["losetup", "-f", "--show", str(backing)]).stdout.strip()
+        loop = Loop(dev, backing, [])
+        made.append(loop)
+        if partitions:
+            run(["partx", "-a", dev])
+            loop.partitions = [f"{dev}p{i}" for i in range(1, partitions + 1)]
+            for p in loop.partitions:
+                for _ in range(50):
+                    if os.path.exists(p):
+                        break
+                    time.sleep(0.05)
+        return loop
+
+    yield factory
+    for loop in made:
+        with contextlib.suppress(Exception):
+            if loop.partitions:
+                run(["partx", "-d", loop.path], check=False)
+            run(["losetup", "-d", loop.path], check=False)
