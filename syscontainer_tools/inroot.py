@@ -39,22 +39,40 @@ def open_parent(rootfd: int, path: str, *, create: bool = False,
         raise OSError(22, "path has no last component", path)
     if not create:
         return open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY), name
-    fd = os.dup(rootfd)
-    walked = "/"
-    try:
-        for part in [p for p in parent.split("/") if p]:
-            walked = posixpath.join(walked, part)
-            try:
-                nxt = open_in_root(rootfd, walked, os.O_PATH | os.O_DIRECTORY)
-            except FileNotFoundError:
-                # ``fd`` is the resolved parent: a fresh directory has no symlink in it
-                os.mkdir(part, mode, dir_fd=fd)
-                if owner is not None:
-                    os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
-                nxt = open_in_root(rootfd, walked, os.O_PATH | os.O_DIRECTORY)
+    return _makedirs(rootfd, parent, mode, owner), name
+
+
+def _makedirs(rootfd: int, target: str, mode: int, owner: tuple[int, int] | None) -> int:
+    """mkdir -p inside the root; a dangling symlink is followed (in-root) to
+    create its target, as mkdir -p through an existing symlink would."""
+    for _hop in range(40):
+        parts = [p for p in target.split("/") if p]
+        fd = os.dup(rootfd)
+        walked, restart = "/", None
+        try:
+            for i, part in enumerate(parts):
+                walked = posixpath.join(walked, part)
+                try:
+                    nxt = open_in_root(rootfd, walked, os.O_PATH | os.O_DIRECTORY)
+                except FileNotFoundError:
+                    try:
+                        # ``fd`` is the resolved parent; a fresh directory holds no symlink
+                        os.mkdir(part, mode, dir_fd=fd)
+                    except FileExistsError:
+                        link = os.readlink(part, dir_fd=fd)  # EINVAL if not a symlink
+                        rest = "/".join(parts[i + 1:])
+                        restart = clean(posixpath.join(posixpath.dirname(walked), link, rest))
+                        break
+                    if owner is not None:
+                        os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
+                    nxt = open_in_root(rootfd, walked, os.O_PATH | os.O_DIRECTORY)
+                os.close(fd)
+                fd = nxt
+        except BaseException:
             os.close(fd)
-            fd = nxt
-        return fd, name
-    except BaseException:
+            raise
+        if restart is None:
+            return fd
         os.close(fd)
-        raise
+        target = restart
+    raise OSError(40, "Too many levels of symbolic links", target)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/openEuler-like machine (as root): the system packages
+# the tools, tests and demo use, and the Python package in ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(runc crun podman busybox-static libfuse2 fuse3 lxcfs iproute2 bridge-utils
+      openvswitch-switch kmod udev fdisk util-linux rpm python3-venv procps)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (it installs packages and the tools need root)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian lxcfs package may start its own daemon at /var/lib/lxcfs; the
+# tests never touch it, but nothing here needs it either.
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup.sh: ready (.venv/bin/syscontainer-tools, syscontainer-hooks, lxcfs-toolkit, lxcfs-hook)"
