@@ -34,7 +34,7 @@ class Container:
     def running(self) -> bool:
         """Whether there is a live init to apply changes to (runc's
         ``created`` counts: prestart hooks run then)."""
-        return self.pid > 0 and self.status in ("running", "created", "paused")
+        return self.pid > 0 and self.status in ("running", "created", "creating", "paused")
 
     @property
     def env(self) -> dict[str, str]:

@@ -1,0 +1,192 @@
+"""``syscontainer-hooks``: the OCI hook that makes saved resources survive restarts.
+
+    syscontainer-hooks --state prestart|poststart|poststop [--log FILE] [--state-dir DIR]
+
+The runtime passes the OCI state (id, pid, bundle, status) on stdin.
+
+* prestart re-applies everything saved for the container, in the original's
+  order: devices (nodes, device cgroup, QoS), bind-mounted paths, NICs, then
+  routes; then loads the kernel modules named in ``KERNEL_MODULES`` of the
+  container's ``process.env``.  A saved resource that can no longer be
+  applied (its host device is gone, say) fails the start with a message
+  naming it: a system container silently missing its disk is worse than one
+  that does not start.
+* poststop returns physical NICs to the host under their saved names, deletes
+  leftover veth host ends and removes udev rules the tools added.  Every step
+  is tried; failures are reported (exit 1) but never stop the others.  The
+  saved state stays for the next start.
+* poststart has nothing to do.
+
+Start-up is kept light: argparse, json and the state file only; the resource
+modules (and pyroute2/pyudev behind them) are imported only when the record
+has something of their kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+log = logging.getLogger("syscontainer_tools.hooks")
+
+MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+MODULE_ALLOWLIST = "/etc/syscontainer-tools/kernel-modules.allow"
+
+
+class HookError(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="syscontainer-hooks",
+                                description="OCI hook of syscontainer-tools")
+    p.add_argument("--state", required=True, choices=["prestart", "poststart", "poststop"],
+                   help="the OCI hook stage this call is for")
+    p.add_argument("--log", help="append diagnostics to this file")
+    p.add_argument("--state-dir", default=os.environ.get("SYSCONTAINER_STATE_DIR",
+                                                         "/var/lib/syscontainer-tools"))
+    p.add_argument("--debug", action="store_true")
+    return p.parse_args(argv)
+
+
+def read_oci_state(stream: Any) -> dict[str, Any]:
+    raw = stream.read()
+    if not raw.strip():
+        raise HookError("no OCI state on stdin")
+    try:
+        state = json.loads(raw)
+    except ValueError as err:
+        raise HookError(f"OCI state on stdin is not JSON: {err}") from None
+    if not isinstance(state, dict) or not state.get("id") or not state.get("bundle"):
+        raise HookError("OCI state on stdin lacks id or bundle")
+    return state
+
+
+def kernel_modules(env: dict[str, str]) -> list[str]:
+    """Names from KERNEL_MODULES=a,b, validated; refused names are an error."""
+    names = [n.strip() for n in env.get("KERNEL_MODULES", "").split(",") if n.strip()]
+    bad = [n for n in names if not MODULE_RE.match(n)]
+    if bad:
+        raise HookError(f"KERNEL_MODULES: invalid module name(s) {', '.join(map(repr, bad))}")
+    if names and os.path.exists(MODULE_ALLOWLIST):
+        with open(MODULE_ALLOWLIST, encoding="utf-8") as f:
+            allowed = {line.split("#")[0].strip() for line in f} - {""}
+        refused = [n for n in names if n not in allowed]
+        if refused:
+            raise HookError(f"KERNEL_MODULES: {', '.join(refused)} not in {MODULE_ALLOWLIST}")
+    return names
+
+
+def load_modules(names: list[str]) -> None:
+    if not names:
+        return
+    argv = ["modprobe", "-a", "--", *names]
+    log.info("+ %s", " ".join(argv))
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              check=False)
+    except FileNotFoundError:
+        raise HookError("KERNEL_MODULES: modprobe not found") from None
+    if proc.returncode != 0:
+        reason = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise HookError(f"KERNEL_MODULES: modprobe {' '.join(names)} failed: {reason[0]}")
+
+
+def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
+    from .container import Container
+    from .state import StateStore
+
+    container = Container.from_oci_state(state)
+    modules = kernel_modules(container.env)
+    store = StateStore(state_dir)
+    done: list[str] = []
+    # cheap check first: nothing saved -> only the modules
+    if store.load(container.id).empty():
+        load_modules(modules)
+        return done
+    with store.transaction(container.id) as record, container.init_process() as pidfd:
+        if record["devices"] or record["qos"]:
+            from .resources import device
+            done += device.reapply(container, pidfd, record)
+        if record["paths"]:
+            from .resources import path
+            done += path.reapply(container, pidfd, record["paths"])
+        if record["nics"] or record["routes"]:
+            from .resources import nic, route
+            nic.pin_netns(container)
+            done += nic.reapply(container, pidfd, record)
+            done += route.reapply(container, pidfd, record["routes"])
+    load_modules(modules)
+    return done
+
+
+def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
+    from .state import StateStore
+
+    cid = str(state["id"])
+    record = StateStore(state_dir).load(cid)
+    done: list[str] = []
+    errors: list[str] = []
+    if record.empty():
+        return done, errors
+    from .container import Container
+
+    try:
+        container = Container.from_oci_state(state)
+    except Exception:  # noqa: BLE001 - the bundle may be gone after a stop
+        from .container import Container as C
+
+        container = C(id=cid, name=cid, engine="oci", status="stopped", pid=0,
+                      bundle=state.get("bundle"))
+    steps = []
+    if record["devices"]:
+        from .resources import device
+        steps.append(("devices", lambda: device.poststop(container, record)))
+    if record["nics"]:
+        from .resources import nic
+        steps.append(("network interfaces", lambda: nic.poststop(container, record)))
+    for what, step in steps:
+        try:
+            done += step()
+        except Exception as err:  # noqa: BLE001 - every step is tried
+            errors.append(f"{what}: {err}")
+    return done, errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from . import log as logsetup
+
+    logsetup.setup(debug=args.debug, logfile=args.log, stderr=True)
+    try:
+        state = read_oci_state(sys.stdin)
+        if args.state == "prestart":
+            for line in prestart(state, args.state_dir):
+                log.info("%s: %s", state["id"], line)
+        elif args.state == "poststop":
+            done, errors = poststop(state, args.state_dir)
+            for line in done:
+                log.info("%s: %s", state["id"], line)
+            if errors:
+                raise HookError("; ".join(errors))
+    except Exception as err:  # noqa: BLE001 - one line, no traceback (unless --debug)
+        if args.debug:
+            log.exception("hook failed")
+        from .errors import ToolError, oserror_text
+
+        text = oserror_text(err) if isinstance(err, OSError) else str(err)
+        if isinstance(err, ToolError) and err.hint:
+            text += f" ({err.hint})"
+        print(f"syscontainer-hooks {args.state}: {text}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
