@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
-import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-log = logging.getLogger("syscontainer_tools.hooks")
+if TYPE_CHECKING:
+    from typing import Any
 
 MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 MODULE_ALLOWLIST = "/etc/syscontainer-tools/kernel-modules.allow"
@@ -83,11 +82,19 @@ def kernel_modules(env: dict[str, str]) -> list[str]:
     return names
 
 
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("syscontainer_tools.hooks")
+
+
 def load_modules(names: list[str]) -> None:
     if not names:
         return
+    import subprocess
+
     argv = ["modprobe", "-a", "--", *names]
-    log.info("+ %s", " ".join(argv))
+    _log().info("+ %s", " ".join(argv))
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               check=False)
@@ -159,13 +166,35 @@ def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str
     return done, errors
 
 
+def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
+    """Fast path: no record and no KERNEL_MODULES in the spec's env.
+
+    Reads only the OCI spec; no resource module is imported."""
+    if os.path.exists(os.path.join(state_dir, str(state["id"]), "state.json")):
+        return False
+    config = os.path.join(str(state["bundle"]), "config.json")
+    try:
+        with open(config, "rb") as f:
+            spec = json.load(f)
+        env = spec["process"].get("env", []) or []
+    except FileNotFoundError:
+        raise HookError(f"bundle {state['bundle']} has no config.json") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise HookError(f"cannot read {config}: {err}") from None
+    return not any(str(e).startswith("KERNEL_MODULES=") for e in env)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from . import log as logsetup
-
-    logsetup.setup(debug=args.debug, logfile=args.log, stderr=True)
     try:
         state = read_oci_state(sys.stdin)
+        if args.state == "poststart" or (args.state == "prestart"
+                                         and nothing_saved(state, args.state_dir)):
+            sys.exit(0)
+        from . import log as logsetup
+
+        logsetup.setup(debug=args.debug, logfile=args.log, stderr=True)
+        log = _log()
         if args.state == "prestart":
             for line in prestart(state, args.state_dir):
                 log.info("%s: %s", state["id"], line)
@@ -177,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise HookError("; ".join(errors))
     except Exception as err:  # noqa: BLE001 - one line, no traceback (unless --debug)
         if args.debug:
-            log.exception("hook failed")
+            _log().exception("hook failed")
         from .errors import ToolError, oserror_text
 
         text = oserror_text(err) if isinstance(err, OSError) else str(err)
