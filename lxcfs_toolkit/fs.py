@@ -38,6 +38,7 @@ from lxcfs_toolkit.cgroups import (
     parse_cpu_list,
     parse_proc_cgroup,
 )
+from lxcfs_toolkit.heldgil import read_small
 from lxcfs_toolkit.kernfile import read_bytes
 from lxcfs_toolkit.loadavg import LoadTracker
 from lxcfs_toolkit.pidns import PidNamespaces, ReaderGone
@@ -188,7 +189,7 @@ class LxcfsOperations:
         """The file ``kind`` as process ``pid`` should see it; FuseError(EIO...) on failure."""
         try:
             target, init = self.pidns.view_pid(pid)
-            cg_text = read_bytes(f"{self.proc}/{target}/cgroup")
+            cg_text = read_small(f"{self.proc}/{target}/cgroup".encode())
             if cg_text is None:
                 raise ReaderGone(target)
             key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)

@@ -15,6 +15,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
+from lxcfs_toolkit.heldgil import readlink
 from lxcfs_toolkit.kernfile import read_text
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,15 @@ def _status(proc: str, pid: int) -> tuple[int | None, list[str]]:
 class PidNamespaces:
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
-        self.own = os.readlink(f"{proc}/self/ns/pid")
-        self._inits: dict[str, _Init] = {}
+        self.own = readlink(f"{proc}/self/ns/pid".encode())
+        self._inits: dict[bytes, _Init] = {}
         self._lock = threading.Lock()
 
-    def namespace(self, pid: int) -> str:
-        try:
-            return os.readlink(f"{self.proc}/{pid}/ns/pid")
-        except OSError as err:
-            raise ReaderGone(pid) from err
+    def namespace(self, pid: int) -> bytes:
+        ns = readlink(f"{self.proc}/{pid}/ns/pid".encode())
+        if ns is None:
+            raise ReaderGone(pid)
+        return ns
 
     def view_pid(self, pid: int) -> tuple[int, int | None]:
         """(pid whose cgroups to use, init pid or None when sharing the daemon's namespace)."""
@@ -94,7 +95,7 @@ class PidNamespaces:
             old.close()
         return found, found
 
-    def _find_init(self, ns: str, pid: int) -> int | None:
+    def _find_init(self, ns: bytes, pid: int) -> int | None:
         # Usually the reader descends from its namespace's init: walk up.
         cur: int | None = pid
         while cur and cur > 1:
@@ -112,8 +113,5 @@ class PidNamespaces:
                     return int(name)
         return None
 
-    def _ns_of(self, pid: int) -> str | None:
-        try:
-            return os.readlink(f"{self.proc}/{pid}/ns/pid")
-        except OSError:
-            return None
+    def _ns_of(self, pid: int) -> bytes | None:
+        return readlink(f"{self.proc}/{pid}/ns/pid".encode())

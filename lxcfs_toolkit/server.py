@@ -97,25 +97,44 @@ def check_mountpoint(mountpoint: str, *, clean_stale: bool = True) -> None:
         raise ServeError(f"{mountpoint} is not a directory")
 
 
-def serve(mountpoint: str, *, cfs_quota: bool = True, debug: bool = False) -> None:
-    """Mount the lxcfs view at ``mountpoint`` and serve until SIGTERM or SIGINT."""
-    import fuse  # lazy: only the daemon needs libfuse
+def serve(
+    mountpoint: str,
+    *,
+    cfs_quota: bool = True,
+    single_cpu: bool = True,
+    threads: bool = True,
+    debug: bool = False,
+) -> None:
+    """Mount the lxcfs view at ``mountpoint`` and serve until SIGTERM or SIGINT.
 
+    ``cfs_quota``: show only as many CPUs as the CFS quota allows (rounded
+    up). ``single_cpu``: let the daemon gather its threads on one CPU while
+    many readers are concurrent (see ``lxcfs_toolkit.affinity``).
+    ``threads=False`` serves every request on one thread (libfuse ``-s``).
+    """
     from lxcfs_toolkit.cgroups import Hierarchies
+    from lxcfs_toolkit.fastfuse import FastFUSE, context  # lazy: only the daemon needs libfuse
     from lxcfs_toolkit.fs import LxcfsOperations
 
     mountpoint = os.path.abspath(mountpoint)
     check_mountpoint(mountpoint)
-    ops = LxcfsOperations(Hierarchies.discover(), cfs_quota=cfs_quota)
+    ops = LxcfsOperations(Hierarchies.discover(), cfs_quota=cfs_quota, context=context)
     log.info("serving lxcfs at %s (cgroup v1: %s; v2: %s)", mountpoint,
              ",".join(sorted(ops.reader.hier.v1)) or "none", ops.reader.hier.v2 or "none")
+    if single_cpu:
+        from lxcfs_toolkit import fastfuse
+        from lxcfs_toolkit.affinity import AffinityGovernor
+
+        fastfuse.governor = AffinityGovernor()
+        fastfuse.governor.register_thread()
     try:
-        fuse.FUSE(
+        FastFUSE(
             ops,
             mountpoint,
             raw_fi=True,
             foreground=True,
             debug=debug,
+            nothreads=not threads,
             allow_other=True,
             nonempty=True,
             fsname="lxcfs",
@@ -144,12 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mountpoint")
     parser.add_argument("--no-cfs-quota", action="store_true",
                         help="show every cpuset CPU even when a CFS quota allows fewer")
+    parser.add_argument("--all-cpus", action="store_true",
+                        help="never gather the daemon's threads on one CPU")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="serve every request on one thread (libfuse -s)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(args.mountpoint, cfs_quota=not args.no_cfs_quota, debug=args.debug)
+        serve(args.mountpoint, cfs_quota=not args.no_cfs_quota, single_cpu=not args.all_cpus,
+              threads=not args.single_thread, debug=args.debug)
     except ServeError as err:
         print(f"Failed to serve lxcfs: {err}", file=sys.stderr)
         if err.hint:
