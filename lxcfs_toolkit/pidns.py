@@ -29,10 +29,11 @@ class ReaderGone(Exception):
 class _Init:
     pid: int
     pidfd: int | None
+    proc: str = "/proc"
 
     def alive(self) -> bool:
         if self.pidfd is None:
-            return os.path.exists(f"/proc/{self.pid}")
+            return os.path.exists(f"{self.proc}/{self.pid}")
         try:
             signal.pidfd_send_signal(self.pidfd, 0)
         except ProcessLookupError:
@@ -84,13 +85,15 @@ class PidNamespaces:
         if found is None:
             log.debug("no init found for %s (reader %d); using the reader", ns, pid)
             return pid, pid
-        try:
-            pidfd: int | None = os.pidfd_open(found)
-        except OSError:
-            pidfd = None
+        pidfd: int | None = None
+        if self.proc == "/proc":  # a pidfd names a real process, not one of a test tree
+            try:
+                pidfd = os.pidfd_open(found)
+            except OSError:
+                pidfd = None
         with self._lock:
             old = self._inits.pop(ns, None)
-            self._inits[ns] = _Init(found, pidfd)
+            self._inits[ns] = _Init(found, pidfd, self.proc)
         if old is not None:
             old.close()
         return found, found
