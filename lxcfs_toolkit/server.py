@@ -66,14 +66,19 @@ def mount_entry(path: str, mountinfo: str = "/proc/self/mountinfo") -> tuple[str
 
 
 def check_mountpoint(mountpoint: str, *, clean_stale: bool = True) -> None:
-    """Refuse a live mount; detect (and by default lazily unmount) a stale one."""
+    """Refuse a live mount; detect (and by default lazily unmount) a stale one.
+
+    The probe lists the directory: a dead FUSE daemon's attributes may still
+    be cached by the kernel (stat succeeds), but an OPENDIR request fails
+    with ENOTCONN.
+    """
     try:
-        os.stat(mountpoint)
+        os.listdir(mountpoint)
     except FileNotFoundError:
         os.makedirs(mountpoint, exist_ok=True)
         return
     except OSError as err:
-        if err.errno != errno.ENOTCONN:
+        if err.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
             raise ServeError(f"cannot use {mountpoint}: {err.strerror}") from err
         if not clean_stale:
             raise ServeError(
