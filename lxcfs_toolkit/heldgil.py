@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import cast
 
 _libc = ctypes.PyDLL(None, use_errno=True)
 _readlink = _libc.readlink
@@ -42,26 +43,37 @@ def _buffer() -> ctypes.Array[ctypes.c_char]:
     return buf
 
 
+def _head(buf: ctypes.Array[ctypes.c_char], n: int) -> bytes:
+    return cast(bytes, buf[:n])  # slicing a c_char array yields bytes (typeshed says list)
+
+
 def readlink(path: bytes) -> bytes | None:
     buf = _buffer()
     n = _readlink(path, buf, BUFSIZE)
-    return None if n < 0 else buf.raw[:n]
+    return None if n < 0 else _head(buf, n)
 
 
 def read_small(path: bytes) -> bytes | None:
-    """The file's content (a procfs file of any size), or None on any error."""
+    """A procfs file's content (any size), or None on any error."""
     fd = _open(path, _FLAGS)
     if fd < 0:
         return None
     try:
         buf = _buffer()
-        parts: list[bytes] = []
+        n = _read(fd, buf, BUFSIZE)
+        if n < 0:
+            return None
+        if n < BUFSIZE:
+            # procfs seq_files produce the whole text on the first read when it
+            # fits: a short read is the end (saves the EOF read syscall)
+            return _head(buf, n)
+        parts: list[bytes] = [_head(buf, n)]
         while True:
             n = _read(fd, buf, BUFSIZE)
             if n < 0:
                 return None
             if n == 0:
                 return b"".join(parts)
-            parts.append(buf.raw[:n])
+            parts.append(_head(buf, n))
     finally:
         _close(fd)
