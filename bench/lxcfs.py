@@ -9,30 +9,21 @@ on one file for a fixed time. Reported per file and daemon: reads/s with 1
 reader and with 4 concurrent readers (4 different cgroups), p99 latency of
 one open-read-close, and the Python/C ratio of reads/s.
 
-Where the time goes (py-spy record --native / py-spy top on the daemon,
-1 reader on meminfo; see docs/lxcfs-performance.md for the numbers):
+Where the time goes, how it was measured (daemon CPU per read, py-spy
+--native with 1 and 4 readers, a debug mount to count requests) and what each
+change bought is written down in docs/lxcfs-performance.md. In short:
 
-* Almost nothing is spent rendering: the 100 ms per-cgroup cache makes
-  nearly every read a dict lookup; one render of meminfo costs ~60 us.
-* Per read, what is left is the fixed cost of each FUSE request that
-  reaches Python: libfuse thread -> ctypes callback (GIL acquire, argument
-  conversion) -> fusepy's wrapper -> our method. Every request avoided is
-  worth more than any micro-optimisation of our code, hence:
-  - no inheritance from fuse.Operations, so FLUSH/ACCESS/OPENDIR/RELEASEDIR
-    are never registered and never reach Python (FLUSH alone was one of the
-    five requests of every open/read/close);
-  - long entry/attr/negative timeouts: the tree is static, LOOKUP/GETATTR
-    happen once per mount, not once per open;
-  - the read at offset 0 renders and keeps the bytes with the open file,
-    so the EOF read is a slice of the snapshot;
-  - finding the caller costs one readlink (pid ns) and one read of
-    /proc/PID/cgroup; the cache key is that file's raw bytes (no parsing
-    on a hit); a container's init is found once per namespace and then
-    checked with one pidfd_send_signal(0);
-  - host cpuinfo is parsed into per-CPU blocks once per second at most.
-* With 4 readers the GIL serialises the Python part of every request;
-  C lxcfs spreads over both cores. The kernel side (FUSE queueing, the
-  readers themselves) is the same for both.
+* one open-read-close is 4 FUSE requests (OPEN, READ, EOF READ, RELEASE);
+  FLUSH/ACCESS/OPENDIR/RELEASEDIR are not registered and LOOKUP/GETATTR are
+  cached by the kernel (long entry/attr timeouts), so they never reach Python;
+* renders are rare (100 ms per-cgroup cache; meminfo ~240 us, others
+  30-45 us); a cache hit costs ~16 us, mostly the syscalls that identify the
+  reader (readlink ns/pid, read /proc/PID/cgroup);
+* the big costs were ctypes creating a Python thread state per callback
+  (fixed by keeping one per libfuse worker) and, with concurrent readers,
+  GIL hand-overs between workers on different CPUs (fixed by gathering the
+  workers on one CPU while readers are concurrent: lxcfs_toolkit/affinity.py);
+* the rest is libfuse and the kernel, as for C lxcfs.
 """
 
 from __future__ import annotations
