@@ -1,0 +1,283 @@
+"""The FUSE filesystem: find the reader, read its cgroups, call a view.
+
+fusepy calls ``LxcfsOperations(op, *args)``. The class deliberately does
+not inherit ``fuse.Operations``: fusepy registers every operation the object
+has, and each registered operation costs a trip through ctypes and Python
+per request. Without flush, access, opendir or releasedir, libfuse and the
+kernel answer those themselves (the kernel stops sending FLUSH after the
+first ENOSYS).
+
+Reading: the read at offset 0 renders the file for the calling process and
+keeps the bytes with the open file; reads at offset > 0 slice that same
+snapshot, so a reader using small buffers sees one consistent file. A
+rendering is also kept for ``cache_ttl`` seconds (0.1) under the key
+(file, the text of the viewed process's /proc/PID/cgroup): two readers share
+it only when every one of their cgroups is the same.
+
+Everything that goes wrong while rendering is answered with EIO and logged;
+nothing a reader or a cgroup does can stop the daemon.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lxcfs_toolkit.cgroups import (
+    CgroupGone,
+    CgroupReader,
+    Hierarchies,
+    Membership,
+    parse_cpu_list,
+    parse_proc_cgroup,
+)
+from lxcfs_toolkit.heldgil import read_small
+from lxcfs_toolkit.kernfile import read_bytes
+from lxcfs_toolkit.loadavg import LoadTracker
+from lxcfs_toolkit.pidns import PidNamespaces, ReaderGone
+from lxcfs_toolkit.views.cpuinfo import render_cpuinfo
+from lxcfs_toolkit.views.cpuonline import render_cpu_online
+from lxcfs_toolkit.views.diskstats import render_diskstats, render_partitions
+from lxcfs_toolkit.views.inputs import CpuSet
+from lxcfs_toolkit.views.loadavg import render_loadavg
+from lxcfs_toolkit.views.meminfo import render_meminfo
+from lxcfs_toolkit.views.stat import render_stat
+from lxcfs_toolkit.views.swaps import render_swaps
+from lxcfs_toolkit.views.uptime import render_uptime
+
+log = logging.getLogger(__name__)
+
+PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "diskstats", "swaps", "loadavg", "partitions")
+CPU_ONLINE = "/sys/devices/system/cpu/online"
+FILES = {f"/proc/{name}": name for name in PROC_FILES} | {CPU_ONLINE: "cpu_online"}
+DIRS = {
+    "/": ("proc", "sys"),
+    "/proc": PROC_FILES,
+    "/sys": ("devices",),
+    "/sys/devices": ("system",),
+    "/sys/devices/system": ("cpu",),
+    "/sys/devices/system/cpu": ("online",),
+}
+CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MHz" moves)
+
+
+class FuseError(OSError):
+    """An errno for the kernel (fusepy turns any OSError into -errno)."""
+
+    def __init__(self, err: int) -> None:
+        super().__init__(err, os.strerror(err))
+
+
+class _Handle:
+    __slots__ = ("kind", "data")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.data: bytes | None = None
+
+
+class LxcfsOperations:
+    use_ns = True  # tell fusepy we speak nanosecond timestamps
+
+    def __init__(
+        self,
+        hierarchies: Hierarchies | None = None,
+        *,
+        proc: str = "/proc",
+        cpu_online: str = CPU_ONLINE,
+        cfs_quota: bool = True,
+        cache_ttl: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        context: Callable[[], tuple[int, int, int]] | None = None,
+    ) -> None:
+        self.reader = CgroupReader(hierarchies if hierarchies is not None else Hierarchies.discover())
+        self.proc = proc
+        self.cpu_online_path = cpu_online
+        self.cfs_quota = cfs_quota
+        self.cache_ttl = min(cache_ttl, 0.1)
+        self.clock = clock
+        self.pidns = PidNamespaces(proc)
+        self.loads = LoadTracker(clock)
+        self.clk_tck = os.sysconf("SC_CLK_TCK")
+        self._context = context
+        self._handles: dict[int, _Handle] = {}
+        self._fh = itertools.count(1)
+        self._cache: dict[tuple[Any, ...], tuple[float, bytes]] = {}
+        self._cache_lock = threading.Lock()
+        self._next_sweep = 0.0
+        self._cpuinfo: tuple[float, bytes] = (-1.0, b"")
+        now_ns = time.time_ns()
+        self._dir_attr = {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2,
+                          "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
+        self._file_attr = {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": 0,
+                           "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
+        self._renderers: dict[str, Callable[[Membership, int, int | None], bytes]] = {
+            "meminfo": self._meminfo,
+            "cpuinfo": self._cpuinfo_view,
+            "stat": self._stat,
+            "uptime": self._uptime,
+            "diskstats": self._diskstats,
+            "partitions": self._partitions,
+            "swaps": self._swaps,
+            "loadavg": self._loadavg,
+            "cpu_online": self._cpu_online,
+        }
+
+    # -- fusepy entry points -------------------------------------------------
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        return getattr(self, op)(*args)
+
+    def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
+        if path in FILES:
+            return self._file_attr
+        if path in DIRS:
+            return self._dir_attr
+        raise FuseError(errno.ENOENT)
+
+    def readdir(self, path: str, fh: Any) -> list[str]:
+        entries = DIRS.get(path)
+        if entries is None:
+            raise FuseError(errno.ENOTDIR if path in FILES else errno.ENOENT)
+        return [".", "..", *entries]
+
+    def open(self, path: str, fi: Any) -> int:
+        kind = FILES.get(path)
+        if kind is None:
+            raise FuseError(errno.EISDIR if path in DIRS else errno.ENOENT)
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY:
+            raise FuseError(errno.EACCES)
+        fh = next(self._fh)
+        self._handles[fh] = _Handle(kind)
+        fi.fh = fh
+        fi.direct_io = 1  # sizes differ per reader: never let the page cache answer
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        handle = self._handles.get(fi.fh)
+        if handle is None:
+            raise FuseError(errno.EBADF)
+        data = handle.data
+        if offset == 0 or data is None:
+            data = handle.data = self.render(handle.kind, self._caller())
+        return data[offset : offset + size]
+
+    def release(self, path: str, fi: Any) -> int:
+        self._handles.pop(fi.fh, None)
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": 4096, "f_namemax": 255}
+
+    # -- rendering ------------------------------------------------------------
+
+    def _caller(self) -> int:
+        if self._context is not None:
+            return self._context()[2]
+        from fuse import fuse_get_context
+
+        return int(fuse_get_context()[2])
+
+    def render(self, kind: str, pid: int) -> bytes:
+        """The file ``kind`` as process ``pid`` should see it; FuseError(EIO...) on failure."""
+        try:
+            target, init = self.pidns.view_pid(pid)
+            cg_text = read_small(f"{self.proc}/{target}/cgroup".encode())
+            if cg_text is None:
+                raise ReaderGone(target)
+            key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)
+            now = self.clock()
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+            data = self._renderers[kind](parse_proc_cgroup(cg_text.decode("utf-8", "replace")), target, init)
+            self._remember(key, now, data)
+            return data
+        except ReaderGone as err:
+            log.debug("%s: reader %s gone", kind, err)
+            raise FuseError(errno.ESRCH) from None
+        except CgroupGone as err:
+            log.info("%s for pid %d: cgroup %s vanished", kind, pid, err)
+            raise FuseError(errno.EIO) from None
+        except FuseError:
+            raise
+        except Exception:
+            log.exception("%s for pid %d: rendering failed", kind, pid)
+            raise FuseError(errno.EIO) from None
+
+    def _remember(self, key: tuple[Any, ...], now: float, data: bytes) -> None:
+        self._cache[key] = (now + self.cache_ttl, data)
+        if now >= self._next_sweep:
+            with self._cache_lock:
+                self._next_sweep = now + 5.0
+                for k in [k for k, (exp, _) in list(self._cache.items()) if exp <= now]:
+                    self._cache.pop(k, None)
+
+    def _host(self, name: str) -> bytes:
+        data = read_bytes(f"{self.proc}/{name}")
+        if data is None:
+            raise OSError(errno.EIO, f"cannot read {self.proc}/{name}")
+        return data
+
+    def _host_cpus(self) -> tuple[int, ...]:
+        text = read_bytes(self.cpu_online_path)
+        cpus = parse_cpu_list(text.decode()) if text else None
+        return cpus or (0,)
+
+    def _cpuset(self, m: Membership) -> CpuSet | None:
+        return self.reader.cpuset(m, self._host_cpus(), self.cfs_quota)
+
+    def _meminfo(self, m: Membership, pid: int, init: int | None) -> bytes:
+        return render_meminfo(self.reader.memory(m), self._host("meminfo"))
+
+    def _swaps(self, m: Membership, pid: int, init: int | None) -> bytes:
+        mem = self.reader.memory(m)
+        return render_swaps(mem, self._host("meminfo"), self._host("swaps"))
+
+    def _cpuinfo_view(self, m: Membership, pid: int, init: int | None) -> bytes:
+        now = self.clock()
+        when, host = self._cpuinfo
+        if now - when > CPUINFO_TTL or not host:
+            host = self._host("cpuinfo")
+            self._cpuinfo = (now, host)
+        return render_cpuinfo(self._cpuset(m), host)
+
+    def _cpu_online(self, m: Membership, pid: int, init: int | None) -> bytes:
+        host = read_bytes(self.cpu_online_path) or b"0\n"
+        return render_cpu_online(self._cpuset(m), host)
+
+    def _stat(self, m: Membership, pid: int, init: int | None) -> bytes:
+        return render_stat(self._cpuset(m), self.reader.cpu_usage(m), self._host("stat"), self.clk_tck)
+
+    def _uptime(self, m: Membership, pid: int, init: int | None) -> bytes:
+        if init is None:
+            return self._host("uptime")  # the host's pid namespace: the host's uptime
+        stat_text = read_bytes(f"{self.proc}/{init}/stat")
+        if stat_text is None:
+            raise ReaderGone(init)
+        start_ticks = int(stat_text[stat_text.rfind(b")") + 2 :].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / self.clk_tck
+        cpus = self._cpuset(m)
+        ncpus = len(cpus.cpus) if cpus else len(self._host_cpus())
+        usage = self.reader.cpu_usage(m)
+        return render_uptime(age, ncpus, usage.total_ns if usage else None)
+
+    def _diskstats(self, m: Membership, pid: int, init: int | None) -> bytes:
+        return render_diskstats(self.reader.io(m), self._host("diskstats"))
+
+    def _partitions(self, m: Membership, pid: int, init: int | None) -> bytes:
+        return render_partitions(self.reader.io(m), self._host("partitions"))
+
+    def _loadavg(self, m: Membership, pid: int, init: int | None) -> bytes:
+        tids = self.reader.tasks(m)
+        if tids is None:
+            return render_loadavg(None, self._host("loadavg"))
+        key = repr(sorted(m.v1.items())) + str(m.v2)
+        return render_loadavg(self.loads.sample(key, tids, self.proc), b"")

@@ -1,0 +1,74 @@
+"""/proc/stat with one line per shown CPU, renumbered from 0.
+
+Three cases, by what the cgroup can tell:
+
+* per-CPU usage (v1 cpuacct.usage_all) and no CFS cut: each line carries the
+  cgroup's own user/system time on that CPU; idle is the host's idle plus
+  the time other cgroups kept the CPU busy (what C lxcfs does);
+* totals only (cgroup v2 cpu.stat, or a CFS quota that hides some of the
+  cpuset's CPUs): the cgroup's user/system time is split evenly over the
+  shown CPUs and idle is the rest of each CPU's wall time, so every line
+  still adds up and grows monotonically;
+* no usage (the reader is in the root cpuacct cgroup): the host's lines of
+  the shown CPUs.
+
+The aggregate "cpu" line is always the sum of the per-CPU lines below it.
+Lines that are not about CPUs (intr, ctxt, btime, processes...) are the
+host's.
+"""
+
+from __future__ import annotations
+
+from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage
+
+NFIELDS = 10  # user nice system idle iowait irq softirq steal guest guest_nice
+IDLE = 3
+
+
+def parse_stat(host: bytes) -> tuple[dict[int, list[int]], list[str]]:
+    """Host /proc/stat -> ({cpu: 10 counters}, the other lines)."""
+    cpus: dict[int, list[int]] = {}
+    rest: list[str] = []
+    for line in host.decode("ascii", "replace").splitlines(keepends=True):
+        if line.startswith("cpu"):
+            name, *values = line.split()
+            if name[3:].isdigit():
+                nums = [int(v) for v in values[:NFIELDS] if v.isdigit()]
+                cpus[int(name[3:])] = nums + [0] * (NFIELDS - len(nums))
+            continue
+        rest.append(line)
+    return cpus, rest
+
+
+def _wall(fields: list[int]) -> int:
+    # guest and guest_nice are already counted in user and nice
+    return sum(fields[:8])
+
+
+def render_stat(cpus: CpuSet | None, usage: CpuUsage | None, host: bytes, clk_tck: int) -> bytes:
+    if cpus is None and usage is None:
+        return host
+    host_cpus, rest = parse_stat(host)
+    shown = [c for c in (cpus.cpus if cpus else sorted(host_cpus)) if c in host_cpus]
+    lines: list[list[int]] = []
+    if usage is None:
+        lines = [host_cpus[c] for c in shown]
+    elif usage.per_cpu is not None and not (cpus and cpus.limited_by_quota):
+        for c in shown:
+            h = host_cpus[c]
+            user_ns, sys_ns = usage.per_cpu.get(c, (0, 0))
+            user, system = user_ns * clk_tck // 1_000_000_000, sys_ns * clk_tck // 1_000_000_000
+            others = _wall(h) - h[IDLE] - user - system
+            lines.append([user, 0, system, h[IDLE] + max(0, others), 0, 0, 0, 0, 0, 0])
+    else:
+        n = max(1, len(shown))
+        user = usage.user_ns * clk_tck // 1_000_000_000 // n
+        system = usage.system_ns * clk_tck // 1_000_000_000 // n
+        for c in shown:
+            idle = max(0, _wall(host_cpus[c]) - user - system)
+            lines.append([user, 0, system, idle, 0, 0, 0, 0, 0, 0])
+    total = [sum(col) for col in zip(*lines, strict=True)] if lines else [0] * NFIELDS
+    out = ["cpu  " + " ".join(map(str, total)) + "\n"]
+    out.extend(f"cpu{i} " + " ".join(map(str, f)) + "\n" for i, f in enumerate(lines))
+    out.extend(rest)
+    return "".join(out).encode()
