@@ -174,27 +174,36 @@ def _target(rootfd: int, path: str, is_dir: bool, owner: tuple[int, int] | None)
     try:
         fd = open_in_root(rootfd, path)
     except FileNotFoundError:
-        parent, name = open_parent(rootfd, path, create=True, owner=owner)
         try:
-            try:
-                if is_dir:
-                    os.mkdir(name, 0o755, dir_fd=parent)
-                else:
-                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                     0o644, dir_fd=parent))
-                if owner is not None:
-                    os.chown(name, *owner, dir_fd=parent, follow_symlinks=False)
-            except FileExistsError:
-                pass  # made meanwhile, or a dangling symlink: the open below tells
-            fd = open_in_root(rootfd, path)
-        finally:
-            os.close(parent)
+            fd = _create_target(rootfd, path, is_dir, owner)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot create the mount point {path} in the container: "
+                          f"{err.strerror}") from None
     mode = os.fstat(fd).st_mode
     if is_dir != stat.S_ISDIR(mode):
         os.close(fd)
         what = "a directory" if is_dir else "a file"
         raise ToolError(f"{path} in the container is not {what} like its host source")
     return fd
+
+
+def _create_target(rootfd: int, path: str, is_dir: bool,
+                   owner: tuple[int, int] | None) -> int:
+    parent, name = open_parent(rootfd, path, create=True, owner=owner)
+    try:
+        try:
+            if is_dir:
+                os.mkdir(name, 0o755, dir_fd=parent)
+            else:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                 0o644, dir_fd=parent))
+            if owner is not None:
+                os.chown(name, *owner, dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            pass  # made meanwhile, or a dangling symlink: the open below tells
+        return open_in_root(rootfd, path)
+    finally:
+        os.close(parent)
 
 
 def _is_bind_of(fd: int, source: Ident | None, what: str) -> bool:

@@ -396,3 +396,19 @@ def test_concurrent_adds_both_land(make_container, runtime_root, state_dir, src,
     assert sorted(p["container_path"] for p in saved_paths(state_dir, ctr.id)) == ["/one", "/two"]
     assert ctr.exec("cat", "/one/hello").stdout == "hello world\n"
     assert ctr.exec("cat", "/two/o").stdout == "o"
+
+
+def test_read_only_rootfs(make_container, tool, state_dir, src):
+    ctr = make_container("prorootfs", start=False)
+    cfg = json.loads((ctr.bundle / "config.json").read_text())
+    cfg["root"]["readonly"] = True
+    (ctr.bundle / "config.json").write_text(json.dumps(cfg))
+    ctr.start()
+    proc = tool("add-path", ctr.id, f"{src}:/mnt", f"{src}:/newdir")
+    assert proc.returncode == 1
+    assert proc.stderr == ("Failed to add path: cannot create the mount point /newdir in the "
+                           "container: Read-only file system\n")
+    assert "/mnt" not in mountpoints(ctr) and saved_paths(state_dir, ctr.id) == []
+    # an existing mount point needs no write
+    ok(tool("add-path", ctr.id, f"{src}:/mnt"))
+    assert ctr.exec("cat", "/mnt/hello").stdout == "hello world\n"
