@@ -57,6 +57,8 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+STATX_MNT_ID = 0x1000
+STATX_ATTR_MOUNT_ROOT = 0x2000
 
 _NR = {"open_tree": 428, "move_mount": 429, "openat2": 437, "mount_setattr": 442}
 if platform.machine() not in ("x86_64", "aarch64", "riscv64", "loongarch64"):  # pragma: no cover
@@ -67,6 +69,8 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
+_libc.statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                        ctypes.c_void_p]
 
 
 class _OpenHow(ctypes.Structure):
@@ -137,6 +141,30 @@ def mount_setattr(fd: int, what: object, *, attr_set: int = 0, attr_clr: int = 0
     if _libc.syscall(_NR["mount_setattr"], fd, b"", ctypes.c_uint(flags), ctypes.byref(attr),
                      ctypes.sizeof(attr)) != 0:
         raise _fail(what)
+
+
+class _Statx(ctypes.Structure):
+    _fields_ = [("mask", ctypes.c_uint32), ("blksize", ctypes.c_uint32),
+                ("attributes", ctypes.c_uint64), ("nlink", ctypes.c_uint32),
+                ("uid", ctypes.c_uint32), ("gid", ctypes.c_uint32), ("mode", ctypes.c_uint16),
+                ("_spare0", ctypes.c_uint16), ("ino", ctypes.c_uint64), ("size", ctypes.c_uint64),
+                ("blocks", ctypes.c_uint64), ("attributes_mask", ctypes.c_uint64),
+                ("_times", ctypes.c_uint8 * 64), ("rdev_major", ctypes.c_uint32),
+                ("rdev_minor", ctypes.c_uint32), ("dev_major", ctypes.c_uint32),
+                ("dev_minor", ctypes.c_uint32), ("mnt_id", ctypes.c_uint64),
+                ("_spare", ctypes.c_uint8 * 104)]
+
+
+def is_mount_root(fd: int, what: object) -> bool | None:
+    """Whether ``fd`` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT);
+    None where the kernel does not report it (before Linux 5.8)."""
+    buf = _Statx()
+    if _libc.statx(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID,
+                   ctypes.byref(buf)) != 0:
+        raise _fail(what)
+    if not buf.attributes_mask & STATX_ATTR_MOUNT_ROOT:
+        return None
+    return bool(buf.attributes & STATX_ATTR_MOUNT_ROOT)
 
 
 def pidfd_open(pid: int) -> int:
