@@ -1,0 +1,129 @@
+"""syscontainer-hooks wired into real runc containers' config.json.
+
+runc runs prestart hooks with the OCI state on stdin (before pivot_root, in
+status "creating") and poststop hooks at ``runc delete``.  Everything saved
+with the CLI must be back after a restart (kill, delete, run again with the
+same id and bundle), checked from inside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PREFIX, run
+
+pytestmark = pytest.mark.system
+
+BINDIR = Path(sys.executable).parent
+HOOK = str(BINDIR / "syscontainer-hooks")
+
+
+def hooks_for(state_dir: str, env: list[str] | None = None) -> dict:
+    def entry(stage: str) -> dict:
+        h = {"path": HOOK, "args": ["syscontainer-hooks", "--state", stage,
+                                    "--state-dir", state_dir], "timeout": 60}
+        if env:
+            h["env"] = env
+        return h
+
+    return {"prestart": [entry("prestart")], "poststop": [entry("poststop")]}
+
+
+def oci_state(ctr) -> str:
+    st = ctr.state()
+    return json.dumps({"ociVersion": "1.0.2", "id": st["id"], "pid": st["pid"],
+                       "bundle": st["bundle"], "status": st["status"]})
+
+
+def call_hook(stage: str, state: str, state_dir: str) -> subprocess.CompletedProcess[str]:
+    return run([HOOK, "--state", stage, "--state-dir", state_dir], input=state, check=False)
+
+
+def test_nothing_saved_starts_and_stops(make_container, state_dir):
+    ctr = make_container("hk-empty", hooks=hooks_for(state_dir))
+    assert ctr.exec("echo", "up").stdout == "up\n"
+    ctr.restart()
+    assert ctr.state()["status"] == "running"
+
+
+def test_saved_paths_come_back_after_restart(make_container, state_dir, tool, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "f").write_text("from host\n")
+    ctr = make_container("hk-path", hooks=hooks_for(state_dir))
+    tool("add-path", ctr.id, f"{share}:/mnt/share:ro", check=True)
+    old_pid = ctr.pid
+    ctr.restart()
+    assert ctr.pid != old_pid
+    assert ctr.exec("cat", "/mnt/share/f").stdout == "from host\n"
+    assert ctr.sh("touch /mnt/share/x", check=False).returncode != 0  # still read-only
+    assert not (share / "x").exists()
+
+
+def test_hook_run_twice_is_idempotent(make_container, state_dir, tool, tmp_path):
+    share = tmp_path / "share2"
+    share.mkdir()
+    ctr = make_container("hk-twice", hooks=hooks_for(state_dir))
+    tool("add-path", ctr.id, f"{share}:/mnt/s2", check=True)
+    for _ in range(2):
+        r = call_hook("prestart", oci_state(ctr), state_dir)
+        assert r.returncode == 0, r.stderr
+    mounts = ctr.exec("cat", "/proc/self/mountinfo").stdout
+    assert sum(1 for line in mounts.splitlines() if line.split()[4] == "/mnt/s2") == 1
+
+
+def test_corrupt_state_fails_the_start_clearly(make_container, state_dir):
+    ctr = make_container("hk-bad", hooks=hooks_for(state_dir), start=False)
+    os.makedirs(f"{state_dir}/{ctr.id}")
+    Path(f"{state_dir}/{ctr.id}/state.json").write_text("{not json")
+    with pytest.raises(AssertionError) as err:
+        ctr.start()
+    assert "not valid JSON" in str(err.value)
+    r = call_hook("prestart", json.dumps({"id": ctr.id, "pid": os.getpid(),
+                                          "bundle": str(ctr.bundle)}), state_dir)
+    assert r.returncode == 1 and r.stderr.startswith("syscontainer-hooks prestart: ")
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_bundle_and_bad_stdin(state_dir):
+    r = call_hook("prestart", json.dumps({"id": f"{PREFIX}-x", "pid": 1,
+                                          "bundle": "/nonexistent-bundle"}), state_dir)
+    assert r.returncode == 1 and "has no config.json" in r.stderr
+    for bad in ("", "garbage", "{}"):
+        r = call_hook("prestart", bad, state_dir)
+        assert r.returncode == 1 and "OCI state" in r.stderr and "Traceback" not in r.stderr
+    r = run([HOOK, "--state", "bogus"], input="{}", check=False)
+    assert r.returncode == 2
+
+
+def test_kernel_modules_drive_modprobe(make_container, state_dir, tmp_path):
+    # This kernel cannot load modules (no /proc/modules), so a recording
+    # modprobe placed first on the hook's PATH stands in for the real one.
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    record = tmp_path / "modprobe.args"
+    (fake / "modprobe").write_text(f'#!/bin/sh\necho "$@" >> {record}\n')
+    (fake / "modprobe").chmod(0o755)
+    env = [f"PATH={fake}:/usr/sbin:/usr/bin:/sbin:/bin"]
+    make_container("hk-mod", hooks=hooks_for(state_dir, env),
+                   env=["KERNEL_MODULES=ip_vs,br_netfilter"])
+    assert record.read_text() == "-a -- ip_vs br_netfilter\n"
+
+    with pytest.raises(AssertionError) as err:
+        make_container("hk-mod-bad", hooks=hooks_for(state_dir, env),
+                       env=["KERNEL_MODULES=ip_vs,-v;reboot"])
+    assert "invalid module name" in str(err.value)
+    assert record.read_text() == "-a -- ip_vs br_netfilter\n"  # nothing more was run
+
+    (fake / "modprobe").write_text("#!/bin/sh\necho \"modprobe: FATAL: Module $3 not found\" >&2\n"
+                                   "exit 1\n")
+    with pytest.raises(AssertionError) as err:
+        make_container("hk-mod-unknown", hooks=hooks_for(state_dir, env),
+                       env=["KERNEL_MODULES=nosuchmod"])
+    assert "Module nosuchmod not found" in str(err.value)
