@@ -25,7 +25,7 @@ from ..errors import SpecError, ToolError
 log = logging.getLogger(__name__)
 
 SYSFS = "/sys"
-UDEV_RULES_DIR = os.environ.get("SYSCONTAINER_UDEV_RULES_DIR", "/run/udev/rules.d")
+UDEV_RULES_DIR = "/run/udev/rules.d"      # SYSCONTAINER_UDEV_RULES_DIR overrides (tests)
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,17 @@ def partition_suffix(disk_name: str, part: BlockInfo) -> str:
 # --- udev rules ----------------------------------------------------------------
 
 def rule_path(container_id: str, disk_name: str, rules_dir: str | None = None) -> str:
-    return os.path.join(rules_dir or UDEV_RULES_DIR,
-                        f"99-syscontainer-tools-{container_id}-{disk_name}.rules")
+    rules_dir = rules_dir or os.environ.get("SYSCONTAINER_UDEV_RULES_DIR") or UDEV_RULES_DIR
+    return os.path.join(rules_dir,
+                        f"99-syscontainer-tools-{container_id}@{disk_name}.rules")
+
+
+def rules_of(container_id: str, rules_dir: str | None = None) -> list[str]:
+    """Rule files written for one container (all its disks)."""
+    import glob
+
+    pattern = rule_path(glob.escape(container_id), "*", rules_dir)
+    return glob.glob(pattern)
 
 
 def _quote(arg: str) -> str:

@@ -12,7 +12,7 @@ Saved shape (``record["devices"]``)::
     {"host": "/dev/loop3", "container": "/dev/sdb", "type": "b", "major": 7,
      "minor": 3, "perm": "rwm", "mode": 432, "parent": "",
      "preallowed": "m",                 # what v1 devices.list granted before
-     "udev_rule": "/run/udev/rules.d/99-syscontainer-tools-<id>-loop3.rules",
+     "udev_rule": "/run/udev/rules.d/99-syscontainer-tools-<id>@loop3.rules",
      "udev_text": "..."}
 
 ``record["qos"]``: ``{"kind": "read_bps", "host", "major", "minor", "value"}``.
@@ -299,6 +299,12 @@ def _remove_nodes(nodes: Sequence[Node]) -> list[Node | None]:
     finally:
         os.close(rootfd)
     return gone
+
+
+def _ensure_nodes(nodes: Sequence[Node]) -> None:
+    """prestart: every node present; whatever else sat at a target is dropped."""
+    made = _make_nodes(nodes, replace=True, keep_same=True)
+    _commit_nodes(nodes, made)
 
 
 def _restore_nodes(nodes: Sequence[Node]) -> None:
@@ -693,7 +699,7 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
         cgs = devcgroup.DeviceCgroups.for_pid(container.pid)
         lv = _Live(container, pidfd, container.host_ids(), cgs)
         nodes = [_node(i, lv.owner) for i in present]
-        lv.run(_make_nodes, nodes, True, True)
+        lv.run(_ensure_nodes, nodes)
         if cgs.v1:
             for item in present:
                 rule = _rule(item)
@@ -723,14 +729,14 @@ def poststop(container: Container, record: Record) -> list[str]:
     """poststop: remove the udev rules of the container's disks (never raises
     for a rule already gone).  Saved state stays for the next start."""
     lines = []
-    for item in record["devices"]:
-        path = item.get("udev_rule")
-        if path:
-            try:
-                if blockdev.remove_rule(path):
-                    lines.append(f"removed udev rule {path}")
-            except OSError as err:
-                log.warning("cannot remove udev rule %s: %s", path, err)
+    paths = {item["udev_rule"] for item in record["devices"] if item.get("udev_rule")}
+    paths.update(blockdev.rules_of(container.id))
+    for path in sorted(paths):
+        try:
+            if blockdev.remove_rule(path):
+                lines.append(f"removed udev rule {path}")
+        except OSError as err:
+            log.warning("cannot remove udev rule %s: %s", path, err)
     return lines
 
 
