@@ -388,3 +388,38 @@ def test_remove_by_container_path_and_missing_node(make_container, make_loop, to
     proc = tool("remove-device", ctr.id, ":/dev/byctr")
     assert proc.returncode == 0, proc.stderr
     assert record(state_dir, ctr)["devices"] == []
+
+
+def test_udev_rule_commands_follow_new_partitions(make_container, make_loop, tool, state_dir,
+                                                  _udev_rules_dir):
+    """Run the add/remove commands of the disk's udev rule as udevd would."""
+    import shlex
+
+    ctr = make_container("udev")
+    loop = make_loop(16, partitions=1)
+    proc = tool("add-device", ctr.id, f"{loop.path}:/dev/vdd:rw")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 1           # no --follow-partition
+    rules = list(_udev_rules_dir.iterdir())
+    assert [r.name for r in rules] == [f"99-syscontainer-tools-{ctr.id}@{Path(loop.path).name}"
+                                       ".rules"]
+    text = rules[0].read_text()
+    part = Path(loop.partitions[0]).name
+    runs = {}
+    for line in text.splitlines():
+        if line.startswith("ACTION=="):
+            action = line.split('"')[1]
+            cmd = line.split('RUN+="', 1)[1].rstrip('"')
+            runs[action] = shlex.split(cmd.replace("%k", part).replace("%n", "1"))
+    assert set(runs) == {"add", "remove"}
+    done = subprocess.run(runs["add"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ctr.exec("ls", "-l", "/dev/vddp1").stdout.startswith("b")
+    rows = json.loads(tool("list-device", ctr.id, "--format", "json").stdout)
+    assert [r["PathInContainer"] for r in rows] == ["/dev/vdd"]    # the partition is a child
+    part_item = record(state_dir, ctr)["devices"][1]
+    assert part_item["parent"] == loop.path and part_item["perm"] == "rw"
+    done = subprocess.run(runs["remove"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ls_dev(ctr, "/dev/vddp1").returncode != 0
+    assert [i["container"] for i in record(state_dir, ctr)["devices"]] == ["/dev/vdd"]

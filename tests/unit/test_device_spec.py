@@ -141,3 +141,22 @@ def test_list_rows():
     assert [r["PathInContainer"] for r in rows] == ["/dev/vdb"]
     assert rows[0]["Qos"] == "read_bps=1024"
     assert len(list_devices(rec, sub_partition=True)) == 2
+
+
+def test_blkio_writes(tmp_path):
+    from syscontainer_tools.resources.qos import BlkioCgroup
+
+    for name in ("io.max", "io.weight", "blkio.throttle.read_bps_device", "blkio.weight_device"):
+        (tmp_path / name).write_text("")
+    v2 = BlkioCgroup(2, str(tmp_path))
+    v2.apply(QosKind.READ_BPS, 7, 3, 1024, "/dev/x")
+    assert (tmp_path / "io.max").read_text() == "7:3 rbps=1024"
+    v2.apply(QosKind.WRITE_IOPS, 7, 3, 0, "/dev/x")
+    assert (tmp_path / "io.max").read_text() == "7:3 wiops=max"
+    v2.apply(QosKind.WEIGHT, 7, 3, 0, "/dev/x")
+    assert (tmp_path / "io.weight").read_text() == "7:3 default"
+    v1 = BlkioCgroup(1, str(tmp_path))
+    v1.apply(QosKind.READ_BPS, 7, 3, 0, "/dev/x")
+    assert (tmp_path / "blkio.throttle.read_bps_device").read_text() == "7:3 0"
+    v1.apply(QosKind.WEIGHT, 7, 3, 100, "/dev/x")
+    assert (tmp_path / "blkio.weight_device").read_text() == "7:3 100"
