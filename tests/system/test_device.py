@@ -308,6 +308,13 @@ def test_symlink_escape_add(make_container, make_loop, tool, state_dir):
     assert not Path(f"/etc/{PREFIX}-zero").exists()
     assert (ctr.rootfs / "etc" / f"{PREFIX}-zero").is_char_device()
 
+    # a symlink the container itself plants in its /dev tmpfs
+    ctr.sh("ln -s /etc /dev/evil")
+    proc = tool("add-device", ctr.id, f"/dev/urandom:/dev/evil/{PREFIX}-rnd")
+    assert proc.returncode == 0, proc.stderr
+    assert not Path(f"/etc/{PREFIX}-rnd").exists()
+    assert ctr.exec("ls", "-l", f"/etc/{PREFIX}-rnd").stdout.startswith("c")
+
 
 def test_symlink_escape_remove(make_container, make_loop, tool, state_dir, tmp_path):
     ctr = make_container("escrm")
