@@ -138,7 +138,9 @@ def main() -> None:
               f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
         print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
               f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
-        print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms")
+        floor = statistics.median(timed([args.python, "-c", "import typer"]) for _ in range(7))
+        print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms; "
+              f"'python -c \"import typer\"' alone: {floor * 1000:.1f} ms (x2 per round)")
     finally:
         subprocess.run(["runc", "--root", root, "delete", "--force", cid],
                        stdin=subprocess.DEVNULL, capture_output=True, check=False)
