@@ -180,3 +180,19 @@ def proc_start_time(pid: int) -> int:
         data = f.read()
     # comm may contain spaces and parentheses: split after the last ')'
     return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+# --- bpf(2) -----------------------------------------------------------------
+# Not one of the generic numbers: x86_64 has its own, the newer ports share 280.
+_NR_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "loongarch64": 280}
+
+
+def bpf(cmd: int, attr: bytearray, what: object = "bpf") -> int:
+    """bpf(cmd, attr, len(attr)); ``attr`` is the union bpf_attr as bytes and
+    is updated in place (queries write their answers into it)."""
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    ret = _libc.syscall(_NR_BPF[platform.machine()], ctypes.c_int(cmd), buf,
+                        ctypes.c_uint(len(attr)))
+    if ret < 0:
+        raise _fail(what)
+    return int(ret)

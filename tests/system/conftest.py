@@ -35,7 +35,8 @@ APPLETS = ("sh", "ls", "cat", "sleep", "dd", "mount", "umount", "ip", "free", "n
 def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
-    kw.setdefault("stdin", subprocess.DEVNULL)
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(argv, check=kw.pop("check", True), **kw)
 
 

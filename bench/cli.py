@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""add-device + remove-device through the real CLI vs. a plain shell script.
+
+Run as root:  python bench/cli.py [-n RUNS]
+
+Makes its own runc container (busybox rootfs, private ``runc --root``), a
+loop device and a state directory, all removed at the end.  Each round times
+
+* CLI:   ``syscontainer-tools add-device C LOOP:/dev/bench`` then
+         ``remove-device C LOOP:/dev/bench`` (two processes, as a user runs them)
+* shell: ``nsenter -t PID -m mknod /dev/bench b MAJ MIN`` + ``echo "b MAJ:MIN rwm" >
+         devices.allow``, then ``nsenter ... rm`` + ``devices.deny`` (one sh -c each)
+
+and prints the medians and their ratio.  It also checks that ``--help`` loads
+none of pyroute2, pyudev, fusepy and prints how long ``--help`` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("pyroute2", "pyudev", "fuse")
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(argv, check=kw.pop("check", True), stdin=subprocess.DEVNULL, **kw)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+    return elapsed
+
+
+def help_check(python: str) -> float:
+    proc = run([python, "-X", "importtime", "-m", "syscontainer_tools", "--help"],
+               cwd=REPO)
+    loaded = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+              if "|" in line]
+    heavy = sorted({m for m in loaded if m.split(".")[0] in HEAVY})
+    if heavy:
+        print(f"--help imports heavy modules: {', '.join(heavy)}")
+    else:
+        print("--help imports none of pyroute2, pyudev, fusepy: ok")
+    times = [timed([python, "-m", "syscontainer_tools", "--help"]) for _ in range(7)]
+    return statistics.median(times)
+
+
+def make_container(work: Path, root: str, cid: str) -> int:
+    bundle = work / "bundle"
+    rootfs = bundle / "rootfs"
+    for d in ("bin", "dev", "proc", "sys", "etc", "tmp"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    for applet in ("sh", "sleep", "ls", "mknod", "rm"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    run(["runc", "spec", "--bundle", str(bundle)])
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/sleep", "1000000"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    with open(work / "runc.log", "w") as log:
+        subprocess.run(["runc", "--root", root, "run", "-d", cid], cwd=bundle,
+                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True)
+    return int(json.loads(run(["runc", "--root", root, "state", cid]).stdout)["pid"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", "--runs", type=int, default=15)
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+
+    help_time = help_check(args.python)
+    work = Path(tempfile.mkdtemp(prefix="sct-bench-"))
+    root = str(work / "runc-root")
+    cid = f"sctbench{os.getpid()}"
+    loop = None
+    try:
+        pid = make_container(work, root, cid)
+        backing = work / "disk.img"
+        with open(backing, "wb") as f:
+            f.truncate(8 << 20)
+        loop = run(["losetup", "-f", "--show", str(backing)]).stdout.strip()
+        st = os.stat(loop)
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        cg = None
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, ctls, path = line.split(":", 2)
+            if "devices" in ctls.split(","):
+                cg = f"/sys/fs/cgroup/devices{path}"
+        if cg is None:
+            raise SystemExit("no v1 devices cgroup: the shell baseline needs one")
+
+        env = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=root,
+                   SYSCONTAINER_STATE_DIR=str(work / "state"),
+                   SYSCONTAINER_UDEV_RULES_DIR=str(work / "udev"))
+        cli = [args.python, "-m", "syscontainer_tools"]
+        add = [*cli, "add-device", cid, f"{loop}:/dev/bench"]
+        rm = [*cli, "remove-device", cid, f"{loop}:/dev/bench"]
+        sh_add = ["sh", "-c", f"nsenter -t {pid} -m mknod /dev/bench b {major} {minor} && "
+                  f"echo 'b {major}:{minor} rwm' > {cg}/devices.allow"]
+        sh_rm = ["sh", "-c", f"nsenter -t {pid} -m rm /dev/bench && "
+                 f"echo 'b {major}:{minor} rwm' > {cg}/devices.deny"]
+
+        cli_times, sh_times = [], []
+        for i in range(args.runs + 1):          # round 0 warms up
+            t_cli = timed(add, env) + timed(rm, env)
+            t_sh = timed(sh_add) + timed(sh_rm)
+            if i:
+                cli_times.append(t_cli)
+                sh_times.append(t_sh)
+        m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
+        ratios = [a / b for a, b in zip(cli_times, sh_times, strict=True)]
+        print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
+        print(f"CLI add-device + remove-device: median {m_cli * 1000:7.1f} ms "
+              f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")
+        print(f"shell mknod/allow + rm/deny:    median {m_sh * 1000:7.1f} ms "
+              f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
+        print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
+              f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
+        floor = statistics.median(timed([args.python, "-c", "import typer"]) for _ in range(7))
+        print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms; "
+              f"'python -c \"import typer\"' alone: {floor * 1000:.1f} ms (x2 per round)")
+    finally:
+        subprocess.run(["runc", "--root", root, "delete", "--force", cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        if loop:
+            subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""add-device, remove-device, list-device, update-device.
+
+Imports only typer at load time: the device library (and what it needs) is
+imported when one of these commands runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from . import app, echo_lines, handles, not_running_note, options, render
+
+_QOS_HELP = {
+    "weight": "Block IO weight DEV:W (relative weight, 0 or 10 to 1000)",
+    "read_bps": "Limit read rate from a device, DEV:RATE (bytes per second; k, m, g suffixes)",
+    "write_bps": "Limit write rate to a device, DEV:RATE (bytes per second; k, m, g suffixes)",
+    "read_iops": "Limit read rate from a device, DEV:N (IO per second)",
+    "write_iops": "Limit write rate to a device, DEV:N (IO per second)",
+}
+
+
+def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[Any]:
+    from ..errors import SpecError
+    from ..resources.qos import QosKind, QosSpec
+
+    out = []
+    for key, texts in values.items():
+        for text in texts or []:
+            try:
+                out.append(QosSpec.parse(QosKind.from_key(key), text))
+            except SpecError as err:
+                err.action = action
+                raise
+    return out
+
+
+def _device_specs(texts: list[str]) -> list[Any]:
+    from ..errors import SpecError
+    from ..resources.blockdev import HostDevice
+    from ..resources.device import DeviceSpec
+
+    specs = []
+    for text in texts:
+        try:
+            spec = DeviceSpec.parse(text)
+            HostDevice.probe(spec.host, text)
+        except SpecError as err:
+            err.action = "parse device"
+            raise
+        specs.append(spec)
+    return specs
+
+
+def _udev_command(container: Any) -> list[str]:
+    opts = options()
+    engine = container.engine if container.engine not in ("oci", "") else opts.engine
+    argv = [sys.executable, "-m", "syscontainer_tools", "--engine", engine,
+            "--state-dir", opts.state_dir]
+    root = container.runtime_root or opts.runtime_root
+    if root:
+        argv += ["--runtime-root", root]
+    return argv
+
+
+@app.command("add-device")
+@handles("add device")
+def add_device(
+    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
+                                        help="PERM is a subset of rwm (default rwm)")],
+    blkio_weight_device: Annotated[list[str] | None, typer.Option("--blkio-weight-device", metavar="DEV:W",
+                                                  help=_QOS_HELP["weight"])] = None,
+    device_read_bps: Annotated[list[str] | None, typer.Option("--device-read-bps", metavar="DEV:RATE",
+                                              help=_QOS_HELP["read_bps"])] = None,
+    device_write_bps: Annotated[list[str] | None, typer.Option("--device-write-bps", metavar="DEV:RATE",
+                                               help=_QOS_HELP["write_bps"])] = None,
+    device_read_iops: Annotated[list[str] | None, typer.Option("--device-read-iops", metavar="DEV:N",
+                                               help=_QOS_HELP["read_iops"])] = None,
+    device_write_iops: Annotated[list[str] | None, typer.Option("--device-write-iops", metavar="DEV:N",
+                                                help=_QOS_HELP["write_iops"])] = None,
+    follow_partition: bool = typer.Option(False, "--follow-partition",
+                                          help="also add every partition of a whole disk"),
+    force: bool = typer.Option(False, "--force",
+                               help="replace a file already at the container path"),
+    update_config_only: bool = typer.Option(False, "--update-config-only",
+                                            help="only save the change, do not apply it"),
+) -> None:
+    """Add host block or char devices to a container."""
+    from ..resources import device
+
+    specs = _device_specs(devices)
+    qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
+                      "write_bps": device_write_bps, "read_iops": device_read_iops,
+                      "write_iops": device_write_iops}, "add device")
+    c = options().find(container)
+    with options().store.transaction(c.id) as record:
+        lines = device.add_devices(c, record, specs, qos=qos, follow_partition=follow_partition,
+                                   force=force, update_config_only=update_config_only,
+                                   label=container, udev_command=_udev_command(c))
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("remove-device")
+@handles("remove device")
+def remove_device(
+    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...")],
+    follow_partition: bool = typer.Option(False, "--follow-partition",
+                                          help="also remove the partitions of a whole disk"),
+) -> None:
+    """Remove devices added by add-device from a container."""
+    from ..errors import SpecError
+    from ..resources import device
+
+    refs = []
+    for text in devices:
+        try:
+            refs.append(device.DeviceRef.parse(text))
+        except SpecError as err:
+            err.action = "parse device"
+            raise
+    c = options().find(container)
+    with options().store.transaction(c.id) as record:
+        lines = device.remove_devices(c, record, refs, follow_partition=follow_partition,
+                                      label=container)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("list-device")
+@handles("list device")
+def list_device(
+    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    pretty: bool = typer.Option(False, "--pretty", "-p", help="indented JSON"),
+    sub_partition: bool = typer.Option(False, "--sub-partition",
+                                       help="also list the partitions of whole disks"),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+) -> None:
+    """List the devices added to a container."""
+    from ..resources import device
+
+    c = options().find(container)
+    rows = device.list_devices(options().store.load(c.id), sub_partition)
+    render(rows, device.LIST_COLUMNS, fmt=fmt, pretty=pretty, title=f"Devices of {container}")
+
+
+@app.command("update-device")
+@handles("update device")
+def update_device(
+    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    blkio_weight_device: Annotated[list[str] | None, typer.Option("--blkio-weight-device", metavar="DEV:W",
+                                                  help=_QOS_HELP["weight"])] = None,
+    device_read_bps: Annotated[list[str] | None, typer.Option("--device-read-bps", metavar="DEV:RATE",
+                                              help=_QOS_HELP["read_bps"])] = None,
+    device_write_bps: Annotated[list[str] | None, typer.Option("--device-write-bps", metavar="DEV:RATE",
+                                               help=_QOS_HELP["write_bps"])] = None,
+    device_read_iops: Annotated[list[str] | None, typer.Option("--device-read-iops", metavar="DEV:N",
+                                               help=_QOS_HELP["read_iops"])] = None,
+    device_write_iops: Annotated[list[str] | None, typer.Option("--device-write-iops", metavar="DEV:N",
+                                                help=_QOS_HELP["write_iops"])] = None,
+) -> None:
+    """Update the QoS limits of devices already added."""
+    from ..resources import device
+
+    qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
+                      "write_bps": device_write_bps, "read_iops": device_read_iops,
+                      "write_iops": device_write_iops}, "update device")
+    c = options().find(container)
+    with options().store.transaction(c.id) as record:
+        lines = device.update_qos(c, record, qos)
+    echo_lines(lines)
+    not_running_note(c, container)
