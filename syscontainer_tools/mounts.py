@@ -122,8 +122,8 @@ def bind_into(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None,
     proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
-        return ns.run_in(pidfd, pid, _attach, tree, proc, _rootfs_arg(rootfs), bind, is_dir,
-                         owner, _ident(os.fstat(tree)), pending)
+        return ns.run_in(pidfd, pid, _attach, tree, proc, bind, is_dir,
+                         owner, _ident(os.fstat(tree)), pending, rootfs=rootfs)
     finally:
         os.close(proc)
         os.close(tree)  # a tree that was not attached is dissolved here
@@ -135,38 +135,10 @@ def unbind_from(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None) 
     gone); raise Conflict when a different mount is there."""
     proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return ns.run_in(pidfd, pid, _detach, proc, _rootfs_arg(rootfs), bind,
-                         source_ident(bind.source))
+        return ns.run_in(pidfd, pid, _detach, proc, bind,
+                         source_ident(bind.source), rootfs=rootfs)
     finally:
         os.close(proc)
-
-
-def _rootfs_arg(rootfs: str | None) -> tuple[str, Ident] | None:
-    if not rootfs:
-        return None
-    try:
-        return rootfs, _ident(os.stat(rootfs))
-    except OSError:
-        return None
-
-
-# --- in the child (container mount namespace) ------------------------------------
-
-def _container_root(rootfs: tuple[str, Ident] | None) -> int:
-    """The container's root directory as an O_PATH fd: our root after a
-    pivot_root, else (OCI prestart under runc) the rootfs directory."""
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    if rootfs is None or _ident(os.fstat(root)) == rootfs[1]:
-        return root
-    try:
-        fd = os.open(rootfs[0], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return root
-    if _ident(os.fstat(fd)) == rootfs[1]:
-        os.close(root)
-        return fd
-    os.close(fd)
-    return root
 
 
 def _target(rootfd: int, path: str, is_dir: bool, owner: tuple[int, int] | None) -> int:
@@ -233,9 +205,9 @@ def _set_attrs_late(proc: int, tree: int, bind: Bind) -> None:
                        bind.propagation | (syscalls.MS_REC if bind.recursive else 0))
 
 
-def _attach(tree: int, proc: int, rootfs: tuple[str, Ident] | None, bind: Bind, is_dir: bool,
+def _attach(tree: int, proc: int, bind: Bind, is_dir: bool,
             owner: tuple[int, int] | None, source: Ident, pending: bool) -> bool:
-    rootfd = _container_root(rootfs)
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         target = _target(rootfd, bind.target, is_dir, owner)
         try:
@@ -255,9 +227,8 @@ def _attach(tree: int, proc: int, rootfs: tuple[str, Ident] | None, bind: Bind, 
         os.close(rootfd)
 
 
-def _detach(proc: int, rootfs: tuple[str, Ident] | None, bind: Bind,
-            source: Ident | None) -> bool:
-    rootfd = _container_root(rootfs)
+def _detach(proc: int, bind: Bind, source: Ident | None) -> bool:
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             fd = open_in_root(rootfd, bind.target)

@@ -47,7 +47,39 @@ def _raise_error(payload: tuple[Any, ...]) -> None:
     raise ToolError(f"{payload[1]}: {payload[2]}")
 
 
-def _child(pidfd: int, pid: int, flags: int, chroot: bool, w: int,
+def _ident(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _enter_root(rootfd: int, rootfs: tuple[str, tuple[int, int]] | None,
+                host_root: tuple[int, int]) -> None:
+    """chroot to the process's root -- or, before the runtime's pivot_root
+    (runc runs prestart hooks then), to the container's rootfs directory,
+    recognised by its device and inode as seen from the host.  Never stays
+    in the host's own root directory."""
+    os.fchdir(rootfd)
+    os.chroot(".")
+    os.chdir("/")
+    here = _ident(os.stat("/"))
+    if rootfs is None or here == rootfs[1]:
+        if here == host_root:
+            raise ToolError("the container's root is still the host's root "
+                            "(not pivoted yet, and its rootfs is unknown)")
+        return
+    path, ident = rootfs
+    fd = os.open(path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        if _ident(os.fstat(fd)) != ident:
+            raise ToolError(f"cannot find the container's root {path} in its mount namespace")
+        os.fchdir(fd)
+        os.chroot(".")
+        os.chdir("/")
+    finally:
+        os.close(fd)
+
+
+def _child(pidfd: int, pid: int, flags: int, chroot: bool,
+           rootfs: tuple[str, tuple[int, int]] | None, host_root: tuple[int, int], w: int,
            fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY) if chroot else -1
@@ -55,9 +87,7 @@ def _child(pidfd: int, pid: int, flags: int, chroot: bool, w: int,
         signal.pidfd_send_signal(pidfd, 0)
         syscalls.setns(pidfd, flags, f"namespaces of pid {pid}")
         if chroot:
-            os.fchdir(rootfd)
-            os.chroot(".")
-            os.chdir("/")
+            _enter_root(rootfd, rootfs, host_root)
             os.close(rootfd)
         result: tuple[Any, ...] = ("ok", fn(*args))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
@@ -73,19 +103,28 @@ def _child(pidfd: int, pid: int, flags: int, chroot: bool, w: int,
 
 
 def run_in(pidfd: int, pid: int, fn: Callable[..., T], *args: Any,
-           flags: int = MNT, chroot: bool = True) -> T:
+           flags: int = MNT, chroot: bool = True, rootfs: str | None = None) -> T:
     """Call ``fn(*args)`` inside the namespaces ``flags`` of the process
     ``pidfd`` refers to (``pid`` is its number, used for /proc/PID/root).
 
     With ``chroot`` the child also takes the process's root directory, so
-    absolute paths in ``fn`` are the container's paths."""
+    absolute paths in ``fn`` are the container's paths.  Give ``rootfs`` (the
+    container's root directory as the host sees it) to get the container's
+    root also before the runtime pivoted into it."""
+    root_arg = None
+    if chroot and rootfs:
+        try:
+            root_arg = (rootfs, _ident(os.stat(rootfs)))
+        except OSError:
+            root_arg = None
+    host_root = _ident(os.stat("/"))
     r, w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         status = 0
         try:
             os.close(r)
-            _child(pidfd, pid, flags, chroot, w, fn, args)
+            _child(pidfd, pid, flags, chroot, root_arg, host_root, w, fn, args)
         except BaseException:  # noqa: BLE001
             status = 1
         finally:

@@ -356,7 +356,8 @@ class _Live:
     cgroups: devcgroup.DeviceCgroups
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return ns.run_in(self.pidfd, self.container.pid, fn, *args, flags=ns.MNT)
+        return ns.run_in(self.pidfd, self.container.pid, fn, *args, flags=ns.MNT,
+                         rootfs=self.container.rootfs)
 
 
 @contextlib.contextmanager
