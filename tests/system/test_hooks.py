@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,63 @@ def test_saved_paths_come_back_after_restart(make_container, state_dir, tool, tm
     assert ctr.exec("cat", "/mnt/share/f").stdout == "from host\n"
     assert ctr.sh("touch /mnt/share/x", check=False).returncode != 0  # still read-only
     assert not (share / "x").exists()
+
+
+def test_saved_device_comes_back_and_missing_one_fails(make_container, make_loop,
+                                                             state_dir, tool):
+    loop = make_loop(8)
+    ctr = make_container("hk-dev", hooks=hooks_for(state_dir))
+    tool("add-device", "--device-read-bps", f"{loop.path}:1m", ctr.id,
+         f"{loop.path}:/dev/disk/data:rw", check=True)
+    ctr.restart()
+    major, minor = loop.majmin
+    out = ctr.exec("stat", "-c", "%F %t:%T", "/dev/disk/data").stdout.split()
+    assert out[-1] == f"{major:x}:{minor:x}" and out[0] == "block"
+    assert ctr.exec("dd", "if=/dev/disk/data", "of=/dev/null", "bs=4k",
+                    "count=1").returncode == 0
+    blkio = Path(f"/sys/fs/cgroup/blkio/{ctr.id}/blkio.throttle.read_bps_device").read_text()
+    assert f"{major}:{minor} 1048576" in blkio
+    # a saved device whose host node went away fails the next start, naming it
+    disk = make_loop(16, partitions=1)
+    part = disk.partitions[0]
+    tool("add-device", ctr.id, f"{part}:/dev/part1", check=True)
+    ctr.stop()
+    run(["partx", "-d", disk.path])
+    assert not os.path.exists(part)
+    with pytest.raises(AssertionError) as err:
+        ctr.start()
+    assert part in str(err.value)
+
+
+def test_renumbered_host_device_is_followed(make_container, make_loop, state_dir, tool,
+                                            tmp_path):
+    disk = make_loop(16, partitions=1)
+    part = disk.partitions[0]
+    before = os.stat(part).st_rdev
+    log = tmp_path / "hook.log"
+    hooks = hooks_for(state_dir)
+    hooks["prestart"][0]["args"] += ["--log", str(log)]
+    ctr = make_container("hk-renum", hooks=hooks)
+    tool("add-device", ctr.id, f"{part}:/dev/part1", check=True)
+    ctr.stop()
+    run(["partx", "-d", disk.path])
+    other = make_loop(16, partitions=1)  # takes the freed partition number
+    run(["partx", "-a", disk.path])
+    for _ in range(50):
+        if os.path.exists(part):
+            break
+        time.sleep(0.05)
+    after = os.stat(part).st_rdev
+    if after == before:
+        pytest.skip("the kernel gave the partition its old number back")
+    assert os.stat(other.partitions[0]).st_rdev == before
+    ctr.start()
+    out = ctr.exec("stat", "-c", "%t:%T", "/dev/part1").stdout.strip()
+    assert out == f"{os.major(after):x}:{os.minor(after):x}"
+    saved = json.loads(Path(f"{state_dir}/{ctr.id}/state.json").read_text())["devices"]
+    assert [(d["major"], d["minor"]) for d in saved] == [(os.major(after), os.minor(after))]
+    new, old = (f"b {os.major(n)}:{os.minor(n)}" for n in (after, before))
+    assert f"device {part} is now {new} (saved as {old})" in log.read_text()
 
 
 def test_hook_run_twice_is_idempotent(make_container, state_dir, tool, tmp_path):
