@@ -409,8 +409,10 @@ def mount_into(container: Any, pidfd: int, dmn: Daemon) -> Report:
     procfd = _procfd()
     try:
         with _clones(dmn) as fds:
-            items = [(dmn.directory, True, fds.get("", -1))]
-            items += [(path, False, fds.get(rel, -1)) for rel, path in FILE_TARGETS]
+            # the directory last: its mount point may have to be made, and
+            # a failure there shows the rollback of the files
+            items = [(path, False, fds.get(rel, -1)) for rel, path in FILE_TARGETS]
+            items.append((dmn.directory, True, fds.get("", -1)))
             plan = Plan(root=root, procfd=procfd, live_dev=dmn.dev,
                         lxcfs_devs=_lxcfs_devs(pid), items=items, owner=owner)
             return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT)
