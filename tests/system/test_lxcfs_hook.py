@@ -34,10 +34,10 @@ pytestmark = pytest.mark.system
 
 MEMORY = 256 << 20
 BIN = Path(sys.executable).parent
-# the Python daemon: importable here, or (until the branches are merged) from
-# a checkout named by LXCFS_SERVER_PYTHONPATH, run in its own interpreter
-SERVER_PATH = os.environ.get("LXCFS_SERVER_PYTHONPATH")
-HAVE_PY_SERVER = bool(SERVER_PATH) or importlib.util.find_spec("lxcfs_toolkit.server") is not None
+# the Python daemon: importable here, or (until the branches are merged) run by
+# the interpreter LXCFS_SERVER_PYTHON names (e.g. another checkout's venv)
+SERVER_PYTHON = os.environ.get("LXCFS_SERVER_PYTHON")
+HAVE_PY_SERVER = bool(SERVER_PYTHON) or importlib.util.find_spec("lxcfs_toolkit.server") is not None
 
 
 def host_memtotal() -> int:
@@ -58,15 +58,14 @@ class Daemon:
     def argv(self) -> list[str]:
         if self.kind == "c":
             return ["lxcfs", "-f", "-p", str(self.pidfile), self.directory]
-        return [sys.executable, "-m", "lxcfs_toolkit.server", self.directory]
+        return [SERVER_PYTHON or sys.executable, "-m", "lxcfs_toolkit.server", self.directory]
 
     def start(self) -> None:
         env = dict(os.environ)
-        if self.kind == "python" and SERVER_PATH:
-            env["PYTHONPATH"] = SERVER_PATH
         out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=out, env=env, start_new_session=True)
+                                     stderr=out, env=env, cwd=self.log.parent,
+                                     start_new_session=True)
         out.close()
         deadline = time.monotonic() + 15
         while True:
