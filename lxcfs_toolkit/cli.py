@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import sys
 import traceback
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ class Options:
 
 
 _options = Options()
+log = logging.getLogger("lxcfs_toolkit.cli")
 # click's ClickException (typer vendors click in recent versions): usage errors, exit 2
 _PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInterrupt) + tuple(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -243,7 +245,11 @@ def remount(
         containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
 
     def one(container: Any, pidfd: int) -> str:
-        mounts.mount_into(container, pidfd, dmn)
+        report = mounts.mount_into(container, pidfd, dmn)
+        for warning in report.warnings:
+            log.warning("container %s: %s", container.id, warning)
+        log.info("container %s: mounted %s, replaced %s, live %s", container.id,
+                 report.mounted, report.replaced, report.live)
         return f"Remount lxcfs to container({container.id}) done."
 
     _each(action, containers, one)
@@ -266,7 +272,8 @@ def umount(
         containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
 
     def one(container: Any, pidfd: int) -> str:
-        mounts.umount_from(container, pidfd, directory)
+        report = mounts.umount_from(container, pidfd, directory)
+        log.info("container %s: unmounted %s", container.id, report.unmounted)
         return f"Umount lxcfs from container({container.id}) done."
 
     _each(action, containers, one)

@@ -30,6 +30,7 @@ import errno
 import logging
 import os
 import posixpath
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ FILE_TARGETS = tuple((f"proc/{name}", f"/proc/{name}") for name in PROC_FILES) +
     (rel, "/" + rel) for rel in SYS_FILES)
 _STALE_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)
 _MAX_STACK = 8   # stale mounts stacked on one target that we unmount at most
+PROBE_TIMEOUT = 5.0  # seconds a daemon has to answer one read
 
 
 class NotAnswering(ToolError):
@@ -161,18 +163,18 @@ class Daemon:
     dev: int
 
 
-def daemon(directory: str) -> Daemon:
-    """The daemon answering at ``directory``, or ``NotAnswering`` saying why not.
+def _stale(directory: str) -> NotAnswering:
+    return NotAnswering(f"the lxcfs mount at {directory} is stale: its daemon is gone "
+                        "(transport endpoint is not connected)")
 
-    Answering means: the topmost mount there is FUSE (any lxcfs: C or
-    Python) and a real read of a file goes through -- attributes alone can
-    come from the kernel's cache after the daemon died."""
+
+def _probe(directory: str) -> int:
+    """stat the directory, then read a file through it; return its st_dev."""
     try:
         st = os.stat(directory)
     except OSError as err:
         if err.errno in _STALE_ERRNOS:
-            raise NotAnswering(f"the lxcfs mount at {directory} is stale: its daemon is gone "
-                               "(transport endpoint is not connected)") from None
+            raise _stale(directory) from None
         raise NotAnswering(f"no lxcfs at {directory}: {err.strerror}") from None
     top = top_mount(read_mountinfo(), directory)
     if top is None or not top.fstype.startswith("fuse") or top.dev != st.st_dev:
@@ -183,11 +185,37 @@ def daemon(directory: str) -> Daemon:
             f.read(256)
     except OSError as err:
         if err.errno in _STALE_ERRNOS:
-            raise NotAnswering(f"the lxcfs mount at {directory} is stale: its daemon is gone "
-                               "(transport endpoint is not connected)") from None
+            raise _stale(directory) from None
         raise NotAnswering(f"the lxcfs at {directory} does not answer: "
                            f"{err.strerror}: {probe}") from None
-    return Daemon(directory, st.st_dev)
+    return st.st_dev
+
+
+def daemon(directory: str, timeout: float = PROBE_TIMEOUT) -> Daemon:
+    """The daemon answering at ``directory``, or ``NotAnswering`` saying why not.
+
+    Answering means: the topmost mount there is FUSE (any lxcfs: C or
+    Python) and a real read of a file goes through within ``timeout``
+    seconds -- attributes alone can come from the kernel's cache after the
+    daemon died, and a hung daemon must not hang a container's start.  The
+    probe runs on a short-lived thread that has ended before anything forks."""
+    out: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(_probe(directory))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out.append(exc)
+
+    thread = threading.Thread(target=run, name="lxcfs-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive() or not out:
+        raise NotAnswering(f"the lxcfs at {directory} does not answer within {timeout:g} s")
+    result = out[0]
+    if isinstance(result, BaseException):
+        raise result
+    return Daemon(directory, result)
 
 
 def wait_daemon(directory: str, timeout: float) -> Daemon:

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -294,6 +295,24 @@ def test_container_started_without_daemon_keeps_host_values(live: Env) -> None:
     assert memtotal(ctr) == MEMORY >> 10
 
 
+def test_hung_daemon_does_not_hang_container_start(live: Env) -> None:
+    """A daemon that stopped answering (SIGSTOP) but still holds its mount:
+    the hook gives up after its probe timeout and the container starts on
+    the host's values."""
+    assert live.daemon.proc is not None
+    live.daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        ctr = live.container("hung")
+        took = time.monotonic() - start
+    finally:
+        live.daemon.proc.send_signal(signal.SIGCONT)
+    assert took < mounts.PROBE_TIMEOUT + 10
+    assert memtotal(ctr) == host_memtotal()
+    assert "does not answer within" in (ctr.bundle / "hook.log").read_text()
+    assert live.tool("check-lxcfs").returncode == 0      # answering again
+
+
 # --- daemon restart, remount, umount ------------------------------------------------
 
 def test_daemon_restart_then_remount_all_heals_containers(live: Env) -> None:
@@ -351,6 +370,15 @@ def test_umount_and_remount_one_container(live: Env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert memtotal(c1) == MEMORY >> 10
     assert mount_ids(c2) == c2_ids
+    # umount all takes every container's view; remount all then has nothing to do
+    proc = live.tool("umount", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert {f"Umount lxcfs from container({c.id}) done." for c in (c1, c2)} <= set(
+        proc.stdout.splitlines())
+    assert memtotal(c1) == memtotal(c2) == host_memtotal()
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 0 and c1.id not in proc.stdout and c2.id not in proc.stdout
+    assert memtotal(c2) == host_memtotal()
 
 
 def test_remount_all_fails_when_one_container_fails(live: Env) -> None:
@@ -429,6 +457,17 @@ def test_cli_errors(live: Env) -> None:
     nothing = toolkit(f"/run/{PREFIX}-nolxcfs/lxcfs", "remount", "all", "--wait", "0.2")
     assert nothing.returncode == 1
     assert "waited 0.2 s" in nothing.stderr
+    # a container that is not running
+    stopped = live.container("stopped")
+    stopped.runc("kill", stopped.id, "KILL")
+    for _ in range(100):
+        if stopped.state()["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    proc = live.tool("remount", stopped.id)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Failed to remount lxcfs: container {stopped.id} is not "
+                                  "running")
     # prestart refuses to run under a live daemon
     proc = live.tool("prestart")
     assert proc.returncode == 1 and "already answers" in proc.stderr
