@@ -477,7 +477,10 @@ def prestart(directory: str) -> list[str]:
       propagates from it into containers that hold a slave bind of that
       parent (``-v /var/lib/lxc:/var/lib/lxc:rslave``, the guide's layout).
       An existing mount point there is only made shared, never private, and
-      never bound again: prestart can run before every daemon start.
+      never bound again: prestart can run before every daemon start.  A
+      parent with other mounts below it (``/var/lib`` for Debian's
+      ``/var/lib/lxcfs``) is left alone: binding it on itself would hide or
+      leak those; lxcfs-hook and remount do not need the shared parent.
     """
     lines: list[str] = []
     try:
@@ -497,8 +500,17 @@ def prestart(directory: str) -> list[str]:
     parent = os.path.dirname(directory)
     if parent == "/":
         raise ToolError(f"{directory}: the lxcfs directory needs a parent other than /")
-    top = top_mount(read_mountinfo(), parent)
-    if top is None:
+    entries = read_mountinfo()
+    top = top_mount(entries, parent)
+    below = sorted({e.point for e in entries if e.point.startswith(parent + "/")
+                    and e.point != directory and not e.point.startswith(directory + "/")})
+    if top is None and below:
+        # a bind of e.g. /var/lib on itself would hide, or leak, other
+        # programs' mounts below it: lxcfs-hook does not need it
+        lines.append(f"left {parent} as it is: other mounts below it ({', '.join(below[:3])}"
+                     f"{', ...' if len(below) > 3 else ''}); containers get the lxcfs view "
+                     "from lxcfs-hook, -v binds of the parent do not follow daemon restarts")
+    elif top is None:
         syscalls.mount(parent, parent, None, syscalls.MS_BIND | syscalls.MS_REC)
         syscalls.mount(None, parent, None, syscalls.MS_PRIVATE)
         syscalls.mount(None, parent, None, syscalls.MS_SHARED)

@@ -474,6 +474,35 @@ def test_cli_errors(live: Env) -> None:
     assert live.tool("check-lxcfs").stdout.strip() == f"lxcfs is running at {live.directory}"
 
 
+def test_prestart_binds_parent_once_and_leaves_busy_parents() -> None:
+    base = f"/run/{PREFIX}-prestart"
+    directory = f"{base}/lxc/lxcfs"
+    busy = f"{base}/busy"
+    try:
+        proc = toolkit(directory, "prestart")
+        assert proc.returncode == 0, proc.stderr
+        assert os.path.isdir(directory)
+        at_parent = [e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]
+        assert len(at_parent) == 1 and at_parent[0].shared
+        # again (every daemon start): no second bind
+        proc = toolkit(directory, "prestart")
+        assert proc.returncode == 0 and "already a shared mount" in proc.stdout
+        assert len([e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]) == 1
+        # a parent with someone else's mount below it is left alone
+        os.makedirs(f"{busy}/other")
+        syscalls.mount("prestart-probe", f"{busy}/other", "tmpfs", 0, "size=64k")
+        proc = toolkit(f"{busy}/lxcfs", "prestart")
+        assert proc.returncode == 0, proc.stderr
+        assert f"left {busy} as it is" in proc.stdout
+        assert not [e for e in mounts.read_mountinfo() if e.point == busy]
+        assert os.path.isdir(f"{busy}/lxcfs")
+    finally:
+        for point in (f"{busy}/other", f"{base}/lxc"):
+            with contextlib.suppress(OSError):
+                syscalls.umount(point, syscalls.MNT_DETACH)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_hook_exit_status_without_daemon(tmp_path: Path) -> None:
     """The hook with no daemon: exit 0, nothing mounted (no container needed:
     it gives up before it enters one)."""
