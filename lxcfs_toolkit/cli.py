@@ -1,0 +1,313 @@
+"""``lxcfs-toolkit``: serve the Python lxcfs, and keep containers' lxcfs mounts right.
+
+    lxcfs-toolkit [--lxcfs-dir DIR] [--engine E] [--runtime-root R] COMMAND
+
+* ``serve [MOUNTPOINT]``: the FUSE daemon, in the foreground;
+* ``remount all|CONTAINER`` (or ``-a``/``-c ID``): after the daemon restarted,
+  replace the container's stale lxcfs mounts with live ones; a named
+  container without any gets the whole view; ``all`` means every running
+  container with lxcfs mounts on the view's targets (stale ones count:
+  they are found in /proc/PID/mountinfo, which lists them whatever the daemon's state);
+* ``umount all|CONTAINER``: take the lxcfs mounts out again;
+* ``check-lxcfs``: exit 0 only when a daemon answers at the lxcfs directory;
+* ``prestart``: prepare the lxcfs directory before the daemon starts.
+
+Errors: ``Failed to <action>: <reason>`` on stderr, exit 1.  ``remount all``
+and ``umount all`` go through every container, print one ``Failed to`` line
+per container that failed, and then exit 1 (the original always exited 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from syscontainer_tools.errors import ToolError, oserror_text
+
+app = typer.Typer(
+    name="lxcfs-toolkit",
+    help="Serve lxcfs and put its /proc view into running containers, or take it out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Options:
+    lxcfs_dir: str | None = None
+    engine: str = "auto"
+    runtime_root: str | None = None
+    debug: bool = False
+
+
+_options = Options()
+log = logging.getLogger("lxcfs_toolkit.cli")
+# click's ClickException (typer vendors click in recent versions): usage errors, exit 2
+_PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInterrupt) + tuple(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+@app.callback()
+def _global(
+    lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
+                                  help="lxcfs directory [default: /var/lib/lxc/lxcfs]"),
+    engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
+                               help="auto, isula, docker, podman, runc or crun"),
+    runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
+                                     help="state root of runc/crun (runc --root)"),
+    debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
+    log: str = typer.Option(None, "--log", help="also log to this file"),
+) -> None:
+    from syscontainer_tools import log as logsetup
+
+    _options.lxcfs_dir = lxcfs_dir or None
+    _options.engine = engine
+    _options.runtime_root = runtime_root or None
+    _options.debug = debug
+    logsetup.setup(debug=debug, logfile=log)
+
+
+def _fail_line(action: str, message: str, hint: str | None = None) -> None:
+    typer.echo(f"Failed to {action}: {message}", err=True)
+    if hint:
+        typer.echo(f"Hint: {hint}", err=True)
+
+
+def _message(err: BaseException) -> tuple[str, str | None]:
+    if isinstance(err, ToolError):
+        return err.message, err.hint
+    if isinstance(err, OSError):
+        return oserror_text(err), None
+    return f"internal error: {type(err).__name__}: {err}", "run with --debug for details"
+
+
+@contextlib.contextmanager
+def _handles(action: str) -> Iterator[None]:
+    """Library errors -> ``Failed to <action>: <reason>``, exit 1."""
+    try:
+        yield
+    except _PASS:
+        raise
+    except Exception as err:  # noqa: BLE001 - never a traceback for the user
+        if _options.debug:
+            traceback.print_exc()
+        message, hint = _message(err)
+        _fail_line(getattr(err, "action", None) or action, message, hint)
+        raise typer.Exit(1) from None
+
+
+def _directory() -> str:
+    from . import mounts
+
+    return mounts.lxcfs_dir(_options.lxcfs_dir)
+
+
+def _seconds(value: str, option: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not seconds >= 0:
+        raise ToolError(f"{option} must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+def _selection(target: str | None, all_: bool, container_id: str | None) -> str | None:
+    """None for all, else the container reference; usage errors exit 2."""
+    given = [x for x in (target is not None, all_, container_id is not None) if x]
+    if not given:
+        raise typer.BadParameter("give all, CONTAINER, -a/--all or -c/--container-id ID")
+    if len(given) > 1:
+        raise typer.BadParameter("give only one of all, CONTAINER, -a/--all, -c/--container-id")
+    if all_ or target == "all":
+        return None
+    ref = container_id if container_id is not None else target
+    if not ref:
+        raise ToolError("container id or name is empty")
+    return ref
+
+
+# --- finding containers --------------------------------------------------------
+
+def _inspect(candidate: Any) -> Any:
+    from syscontainer_tools.errors import NotFound
+
+    try:
+        return candidate.engine.module.inspect(candidate, _options.runtime_root)
+    except NotFound:
+        return None      # gone between the listing and now
+
+
+def containers_with_lxcfs(directory: str) -> list[Any]:
+    """Every running container of the selected engine(s) that has lxcfs mounts
+    on the view's targets, live or stale (read from /proc/PID/mountinfo)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from syscontainer_tools.engines import Engine, list_all
+
+    from . import mounts
+
+    candidates = list_all(Engine.parse(_options.engine), _options.runtime_root)
+    if not candidates:
+        return []
+    # the threads end with the pool, before anything forks into a container
+    with ThreadPoolExecutor(max_workers=min(16, len(candidates))) as pool:
+        found = list(pool.map(_inspect, candidates))
+    out = []
+    for container in found:
+        if container is None or not container.running:
+            continue
+        try:
+            if mounts.container_lxcfs_mounts(container.pid, directory):
+                out.append(container)
+        except OSError:
+            continue     # the init exited meanwhile
+    return out
+
+
+def _find(ref: str) -> Any:
+    from syscontainer_tools.engines import Engine, find
+
+    container = find(ref, Engine.parse(_options.engine), _options.runtime_root)
+    if not container.running:
+        raise ToolError(f"container {ref} is not running (status {container.status})")
+    return container
+
+
+def _each(action: str, containers: list[Any], fn: Any) -> None:
+    """Run ``fn(container, pidfd)`` for each; one failure does not stop the rest."""
+    failed = []
+    for container in containers:
+        try:
+            with container.init_process() as pidfd:
+                line = fn(container, pidfd)
+        except Exception as err:  # noqa: BLE001 - reported per container
+            if _options.debug:
+                traceback.print_exc()
+            message, hint = _message(err)
+            _fail_line(action, f"container {container.id}: {message}", hint)
+            failed.append(container.id)
+            continue
+        typer.echo(line)
+    if failed:
+        if len(containers) > 1:
+            typer.echo(f"Failed to {action}: {len(failed)} of {len(containers)} containers "
+                       f"failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+# --- commands ----------------------------------------------------------------
+
+@app.command("serve")
+def serve(mountpoint: str = typer.Argument(None, help="where to mount [default: the lxcfs "
+                                                      "directory]")) -> None:
+    """Mount the Python lxcfs and serve it in the foreground until SIGTERM/SIGINT."""
+    with _handles("serve lxcfs"):
+        target = mountpoint or _directory()
+        try:
+            server = importlib.import_module("lxcfs_toolkit.server")
+        except ModuleNotFoundError as err:
+            if not (err.name or "").startswith("lxcfs_toolkit"):
+                raise
+            raise ToolError("the Python lxcfs daemon (lxcfs_toolkit.server) is not "
+                            "installed") from None
+        try:
+            server.serve(target)
+        except getattr(server, "ServeError", ()) as err:
+            raise ToolError(str(err), hint=getattr(err, "hint", None)) from None
+
+
+@app.command("remount")
+def remount(
+    target: str = typer.Argument(None, metavar="all|CONTAINER"),
+    all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
+                                                        "mounts"),
+    container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),
+    wait: str = typer.Option("15", "--wait", help="seconds to wait for the daemon to answer"),
+) -> None:
+    """Replace stale lxcfs mounts (the daemon restarted) with live ones, in place."""
+    from . import mounts
+
+    action = "remount lxcfs"
+    with _handles(action):
+        ref = _selection(target, all_, container_id)
+        directory = _directory()
+        dmn = mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
+
+    def one(container: Any, pidfd: int) -> str:
+        report = mounts.mount_into(container, pidfd, dmn)
+        for warning in report.warnings:
+            log.warning("container %s: %s", container.id, warning)
+        log.info("container %s: mounted %s, replaced %s, live %s", container.id,
+                 report.mounted, report.replaced, report.live)
+        return f"Remount lxcfs to container({container.id}) done."
+
+    _each(action, containers, one)
+
+
+@app.command("umount")
+def umount(
+    target: str = typer.Argument(None, metavar="all|CONTAINER"),
+    all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
+                                                        "mounts"),
+    container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),
+) -> None:
+    """Take the lxcfs mounts out of containers: they see the host's values again."""
+    from . import mounts
+
+    action = "umount lxcfs"
+    with _handles(action):
+        ref = _selection(target, all_, container_id)
+        directory = _directory()
+        containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
+
+    def one(container: Any, pidfd: int) -> str:
+        report = mounts.umount_from(container, pidfd, directory)
+        log.info("container %s: unmounted %s", container.id, report.unmounted)
+        return f"Umount lxcfs from container({container.id}) done."
+
+    _each(action, containers, one)
+
+
+@app.command("check-lxcfs")
+def check_lxcfs(
+    wait: str = typer.Option("0", "--wait", help="seconds to wait for the daemon to answer"),
+) -> None:
+    """Exit 0 only when an lxcfs daemon answers at the lxcfs directory."""
+    from . import mounts
+
+    with _handles("check lxcfs"):
+        directory = _directory()
+        mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        typer.echo(f"lxcfs is running at {directory}")
+
+
+@app.command("prestart")
+def prestart() -> None:
+    """Prepare the lxcfs directory before the daemon starts (systemd ExecStartPre)."""
+    from . import mounts
+
+    with _handles("prestart lxcfs"):
+        for line in mounts.prestart(_directory()):
+            typer.echo(line)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

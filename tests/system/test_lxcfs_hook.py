@@ -1,0 +1,520 @@
+"""lxcfs-hook and lxcfs-toolkit remount/umount/check-lxcfs/prestart with real
+runc containers, against each lxcfs daemon: the C ``lxcfs`` and this
+project's Python one (``lxcfs_toolkit.server``).
+
+Each daemon gets its own test-owned lxcfs directory under /run (prepared
+with ``lxcfs-toolkit prestart``, like the systemd unit does), its own
+containers, and is killed, restarted and stopped by the tests.  No host
+lxcfs (/var/lib/lxcfs, /var/lib/lxc) is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lxcfs_toolkit import mounts
+from syscontainer_tools import ns, syscalls
+
+from .conftest import PREFIX, Ctr, write_config
+
+pytestmark = pytest.mark.system
+
+MEMORY = 256 << 20
+BIN = Path(sys.executable).parent
+# the Python daemon: importable here, or (until the branches are merged) run by
+# the interpreter LXCFS_SERVER_PYTHON names (e.g. another checkout's venv)
+SERVER_PYTHON = os.environ.get("LXCFS_SERVER_PYTHON")
+HAVE_PY_SERVER = bool(SERVER_PYTHON) or importlib.util.find_spec("lxcfs_toolkit.server") is not None
+
+
+def host_memtotal() -> int:
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1])
+
+
+class Daemon:
+    """One lxcfs daemon process serving ``directory``."""
+
+    def __init__(self, kind: str, directory: str, tmp: Path) -> None:
+        self.kind = kind
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "daemon.log"
+        self.pidfile = tmp / "daemon.pid"
+
+    def argv(self) -> list[str]:
+        if self.kind == "c":
+            return ["lxcfs", "-f", "-p", str(self.pidfile), self.directory]
+        return [SERVER_PYTHON or sys.executable, "-m", "lxcfs_toolkit.server", self.directory]
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=out, env=env, cwd=self.log.parent,
+                                     start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                mounts.daemon(self.directory)
+                return
+            except mounts.NotAnswering:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{self.kind} lxcfs did not come up: "
+                                         f"{self.log.read_text(errors='replace')[-2000:]}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the mount stays behind, stale (ENOTCONN)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        """SIGTERM: the daemon unmounts itself."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+        for _ in range(8):   # a killed daemon leaves its mount: never leave it behind
+            top = mounts.top_mount(mounts.read_mountinfo(), self.directory)
+            if top is None or not top.fstype.startswith("fuse"):
+                break
+            syscalls.umount(self.directory, syscalls.MNT_DETACH)
+
+
+@pytest.fixture(scope="module", params=["c", "python"])
+def daemon(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    kind = request.param
+    if kind == "c" and not shutil.which("lxcfs"):
+        pytest.skip("C lxcfs (/usr/bin/lxcfs) is not installed")
+    if kind == "python" and not HAVE_PY_SERVER:
+        pytest.skip("lxcfs_toolkit.server (the Python daemon) is not importable on this branch")
+    parent = f"/run/{PREFIX}-lxcfs-{kind}"
+    directory = f"{parent}/lxcfs"
+    dmn = Daemon(kind, directory, tmp_path_factory.mktemp(f"lxcfs-daemon-{kind}"))
+    try:
+        proc = toolkit(directory, "prestart")
+        assert proc.returncode == 0, proc.stderr
+        dmn.start()
+        yield dmn
+    finally:
+        dmn.stop()
+        with contextlib.suppress(OSError):
+            if mounts.top_mount(mounts.read_mountinfo(), parent):
+                syscalls.umount(parent, syscalls.MNT_DETACH)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def toolkit(directory: str, *args: str, root: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LXCFS_DIR=directory, SYSCONTAINER_ENGINE="runc")
+    if root:
+        env["SYSCONTAINER_RUNTIME_ROOT"] = root
+    return subprocess.run([sys.executable, "-m", "lxcfs_toolkit.cli", *args], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def hook_path(tmp: Path) -> str:
+    script = BIN / "lxcfs-hook"
+    if script.exists():
+        return str(script)
+    wrapper = tmp / "lxcfs-hook"
+    wrapper.write_text(f"#!{sys.executable}\nimport sys\nfrom lxcfs_toolkit.hook import main\n"
+                       "sys.exit(main())\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+class Env:
+    """The daemon, its directory, and module-owned containers."""
+
+    def __init__(self, daemon: Daemon, root: str, template: Path, tmp: Path) -> None:
+        self.daemon = daemon
+        self.directory = daemon.directory
+        self.root = root
+        self.template = template
+        self.tmp = tmp
+        self.hook = hook_path(tmp)
+        self.made: list[Ctr] = []
+
+    def hooks(self, log: Path) -> dict[str, Any]:
+        return {"prestart": [{"path": self.hook, "args": [
+            "lxcfs-hook", "--lxcfs-dir", self.directory, "--log", str(log)]}]}
+
+    def container(self, name: str, *, hook: bool = True, start: bool = True,
+                  plant: str | None = None) -> Ctr:
+        cid = f"{PREFIX}-{self.daemon.kind[0]}{name}-{secrets.token_hex(2)}"
+        bundle = self.tmp / cid
+        bundle.mkdir()
+        shutil.copytree(self.template, bundle / "rootfs", symlinks=True)
+        if plant:     # a file where the hook must create the lxcfs directory
+            target = bundle / "rootfs" / plant.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("in the way\n")
+        write_config(bundle, memory=MEMORY, cpus="0",
+                     hooks=self.hooks(bundle / "hook.log") if hook else None)
+        ctr = Ctr(cid, bundle, self.root)
+        self.made.append(ctr)
+        if start:
+            ctr.start()
+        return ctr
+
+    def tool(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return toolkit(self.directory, *args, root=self.root)
+
+
+@pytest.fixture(scope="module")
+def env(daemon: Daemon, runtime_root: str, rootfs_template: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    e = Env(daemon, runtime_root, rootfs_template,
+            tmp_path_factory.mktemp(f"lxcfs-{daemon.kind}"))
+    try:
+        yield e
+    finally:
+        for ctr in e.made:
+            ctr.stop()
+
+
+@pytest.fixture
+def live(env: Env) -> Env:
+    """The daemon is running when the test starts (a test may have stopped it)."""
+    if env.daemon.proc is None or env.daemon.proc.poll() is not None:
+        env.daemon.stop()
+        assert env.tool("prestart").returncode == 0
+        env.daemon.start()
+    return env
+
+
+def memtotal(ctr: Ctr) -> int:
+    out = ctr.exec("cat", "/proc/meminfo").stdout
+    line = next(x for x in out.splitlines() if x.startswith("MemTotal:"))
+    return int(line.split()[1])
+
+
+def lxcfs_points(ctr: Ctr) -> dict[str, str]:
+    """Mount point -> optional fields, of the fuse.lxcfs mounts inside ``ctr``."""
+    out = {}
+    for entry in mounts.read_mountinfo(ctr.pid):
+        if entry.fstype == mounts.FSTYPE:
+            out[entry.point] = " ".join(entry.optional)
+    return out
+
+
+def mount_ids(ctr: Ctr) -> set[int]:
+    return {e.mount_id for e in mounts.read_mountinfo(ctr.pid) if e.fstype == mounts.FSTYPE}
+
+
+# --- the hook -----------------------------------------------------------------
+
+def test_hook_shows_memory_limit_and_cpuset(live: Env) -> None:
+    ctr = live.container("view")
+    assert memtotal(ctr) == MEMORY >> 10
+    assert host_memtotal() != MEMORY >> 10
+    cpuinfo = ctr.exec("cat", "/proc/cpuinfo").stdout
+    processors = [x for x in cpuinfo.splitlines() if x.startswith("processor")]
+    assert len(processors) == 1, cpuinfo
+    assert ctr.exec("cat", "/sys/devices/system/cpu/online").stdout.strip() == "0"
+    points = lxcfs_points(ctr)
+    expected = {"/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime",
+                "/proc/diskstats", "/proc/swaps", "/proc/loadavg",
+                "/sys/devices/system/cpu/online", live.directory}
+    assert expected <= set(points), points
+    # slave of the host's mount, never shared
+    for point, optional in points.items():
+        assert "shared:" not in optional, (point, optional)
+    # the lxcfs directory itself is inside, served by the daemon
+    assert ctr.exec("cat", f"{live.directory}/proc/meminfo").stdout.startswith("MemTotal:")
+    log = (ctr.bundle / "hook.log").read_text()
+    assert "mounted /proc/meminfo" in log
+
+
+def test_hook_fails_cleanly_when_mounting_fails(live: Env) -> None:
+    """A daemon answers but the view cannot be completed: the start fails
+    with the reason, nothing is left mounted in the host's namespace."""
+    before = mounts.read_mountinfo()
+    ctr = live.container("trap", start=False, plant=os.path.dirname(live.directory))
+    with pytest.raises(AssertionError) as info:
+        ctr.start()
+    assert "Failed to mount lxcfs:" in str(info.value)
+    assert "Not a directory" in str(info.value)
+    after = mounts.read_mountinfo()
+    assert {(e.point, e.fstype) for e in after} == {(e.point, e.fstype) for e in before}
+
+
+def test_container_started_without_daemon_keeps_host_values(live: Env) -> None:
+    live.daemon.stop()
+    try:
+        ctr = live.container("nodaemon")
+        assert memtotal(ctr) == host_memtotal()
+        assert lxcfs_points(ctr) == {}
+        log = (ctr.bundle / "hook.log").read_text()
+        assert "lxcfs not mounted" in log and "host's /proc values" in log
+        # a killed daemon's stale mount is "no daemon" too
+        assert live.tool("prestart").returncode == 0
+        live.daemon.start()
+        live.daemon.kill()
+        stale = live.container("staledaemon")
+        assert memtotal(stale) == host_memtotal()
+        assert lxcfs_points(stale) == {}
+    finally:
+        live.daemon.stop()
+    assert live.tool("prestart").returncode == 0
+    live.daemon.start()
+    # remount all leaves containers without lxcfs alone ...
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert ctr.id not in proc.stdout
+    assert memtotal(ctr) == host_memtotal()
+    # ... a named one gets the view
+    proc = live.tool("remount", ctr.id)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"Remount lxcfs to container({ctr.id}) done."
+    assert memtotal(ctr) == MEMORY >> 10
+
+
+def test_hung_daemon_does_not_hang_container_start(live: Env) -> None:
+    """A daemon that stopped answering (SIGSTOP) but still holds its mount:
+    the hook gives up after its probe timeout and the container starts on
+    the host's values."""
+    assert live.daemon.proc is not None
+    live.daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        ctr = live.container("hung")
+        took = time.monotonic() - start
+    finally:
+        live.daemon.proc.send_signal(signal.SIGCONT)
+    assert took < mounts.PROBE_TIMEOUT + 10
+    assert memtotal(ctr) == host_memtotal()
+    assert "does not answer within" in (ctr.bundle / "hook.log").read_text()
+    assert live.tool("check-lxcfs").returncode == 0      # answering again
+
+
+# --- daemon restart, remount, umount ------------------------------------------------
+
+def test_daemon_restart_then_remount_all_heals_containers(live: Env) -> None:
+    c1, c2 = live.container("r1"), live.container("r2")
+    plain = live.container("plain", hook=False)
+    pids = (c1.pid, c2.pid)
+    assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
+    live.daemon.kill()
+    for ctr in (c1, c2):
+        proc = ctr.exec("cat", "/proc/meminfo", check=False)
+        assert proc.returncode != 0
+        assert "Transport endpoint is not connected" in proc.stderr
+    assert memtotal(plain) == host_memtotal()
+    check = live.tool("check-lxcfs")
+    assert check.returncode == 1
+    assert check.stderr.startswith("Failed to check lxcfs:")
+    assert "not connected" in check.stderr
+    # what the systemd unit does: prestart, the daemon, remount all
+    assert live.tool("prestart").returncode == 0
+    live.daemon.start()
+    assert live.tool("check-lxcfs").returncode == 0
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"Remount lxcfs to container({c1.id}) done." in lines
+    assert f"Remount lxcfs to container({c2.id}) done." in lines
+    assert plain.id not in proc.stdout
+    assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
+    assert (c1.pid, c2.pid) == pids            # never restarted
+    assert c1.exec("cat", "/proc/uptime").returncode == 0
+    assert memtotal(plain) == host_memtotal()
+    assert lxcfs_points(plain) == {}
+    # the stale mounts were replaced, not stacked: one mount per target
+    entries = [e for e in mounts.read_mountinfo(c1.pid) if e.fstype == mounts.FSTYPE]
+    assert len(entries) == len({e.point for e in entries})
+    # a second remount finds everything live and changes nothing
+    ids = mount_ids(c1)
+    assert live.tool("remount", "-a").returncode == 0
+    assert mount_ids(c1) == ids
+
+
+def test_umount_and_remount_one_container(live: Env) -> None:
+    c1, c2 = live.container("u1"), live.container("u2")
+    c2_ids = mount_ids(c2)
+    proc = live.tool("umount", c1.id)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"Umount lxcfs from container({c1.id}) done."
+    assert memtotal(c1) == host_memtotal()
+    assert lxcfs_points(c1) == {}
+    assert memtotal(c2) == MEMORY >> 10
+    assert mount_ids(c2) == c2_ids             # untouched
+    # umount again: nothing there is success
+    assert live.tool("umount", "-c", c1.id).returncode == 0
+    proc = live.tool("remount", "-c", c1.id)
+    assert proc.returncode == 0, proc.stderr
+    assert memtotal(c1) == MEMORY >> 10
+    assert mount_ids(c2) == c2_ids
+    # umount all takes every container's view; remount all then has nothing to do
+    proc = live.tool("umount", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert {f"Umount lxcfs from container({c.id}) done." for c in (c1, c2)} <= set(
+        proc.stdout.splitlines())
+    assert memtotal(c1) == memtotal(c2) == host_memtotal()
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 0 and c1.id not in proc.stdout and c2.id not in proc.stdout
+    assert memtotal(c2) == host_memtotal()
+
+
+def test_remount_all_fails_when_one_container_fails(live: Env) -> None:
+    good, bad = live.container("good"), live.container("bad")
+    live.daemon.kill()
+    assert live.tool("prestart").returncode == 0
+    live.daemon.start()
+    # make the bad one's lxcfs directory impossible to mount again: its
+    # stale mount goes, and a file takes the place of the directory
+    ns_umount(bad, live.directory)
+    parent = bad.rootfs / os.path.dirname(live.directory).lstrip("/")
+    shutil.rmtree(parent)
+    parent.write_text("in the way\n")
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 1
+    assert f"Remount lxcfs to container({good.id}) done." in proc.stdout.splitlines()
+    assert f"Failed to remount lxcfs: container {bad.id}:" in proc.stderr
+    assert memtotal(good) == MEMORY >> 10
+    # the bad one: rolled back, no live lxcfs mount was left half-way
+    live_dev = mounts.daemon(live.directory).dev
+    assert not [e for e in mounts.read_mountinfo(bad.pid) if e.dev == live_dev]
+    parent.unlink()
+
+
+def _umount_in(path: str) -> None:
+    syscalls.umount(path, syscalls.MNT_DETACH)
+
+
+def _mount_tmpfs(path: str) -> None:
+    syscalls.mount("lxcfs-leak-probe", path, "tmpfs", 0, "size=64k")
+
+
+def ns_umount(ctr: Ctr, path: str) -> None:
+    pidfd = os.pidfd_open(ctr.pid)
+    try:
+        ns.run_in(pidfd, ctr.pid, _umount_in, path)
+    finally:
+        os.close(pidfd)
+
+
+def test_container_mounts_under_lxcfs_dir_stay_inside(live: Env) -> None:
+    ctr = live.container("prop")
+    pidfd = os.pidfd_open(ctr.pid)
+    target = f"{live.directory}/proc"
+    try:
+        ns.run_in(pidfd, ctr.pid, _mount_tmpfs, target)
+        inside = [e for e in mounts.read_mountinfo(ctr.pid) if e.source == "lxcfs-leak-probe"]
+        assert [e.point for e in inside] == [target]
+        host = [e for e in mounts.read_mountinfo() if e.source == "lxcfs-leak-probe"]
+        assert host == []
+        # nor in another container
+        other = live.container("prop2")
+        assert not [e for e in mounts.read_mountinfo(other.pid)
+                    if e.source == "lxcfs-leak-probe"]
+    finally:
+        with contextlib.suppress(Exception):
+            ns.run_in(pidfd, ctr.pid, _umount_in, target)
+        os.close(pidfd)
+
+
+# --- the CLI's edges -----------------------------------------------------------------
+
+def test_cli_errors(live: Env) -> None:
+    proc = live.tool("remount", f"{PREFIX}-nosuch")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Failed to remount lxcfs: container ")
+    assert "not found" in proc.stderr
+    assert live.tool("remount").returncode == 2
+    assert live.tool("umount", "all", "-c", "x").returncode == 2
+    proc = live.tool("remount", "all", "--wait", "soon")
+    assert proc.returncode == 1 and proc.stderr.startswith("Failed to remount lxcfs: --wait")
+    # no daemon at a directory
+    nothing = toolkit(f"/run/{PREFIX}-nolxcfs/lxcfs", "check-lxcfs")
+    assert nothing.returncode == 1
+    assert nothing.stderr.startswith("Failed to check lxcfs: no lxcfs at ")
+    nothing = toolkit(f"/run/{PREFIX}-nolxcfs/lxcfs", "remount", "all", "--wait", "0.2")
+    assert nothing.returncode == 1
+    assert "waited 0.2 s" in nothing.stderr
+    # a container that is not running
+    stopped = live.container("stopped")
+    stopped.runc("kill", stopped.id, "KILL")
+    for _ in range(100):
+        if stopped.state()["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    proc = live.tool("remount", stopped.id)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Failed to remount lxcfs: container {stopped.id} is not "
+                                  "running")
+    # prestart refuses to run under a live daemon
+    proc = live.tool("prestart")
+    assert proc.returncode == 1 and "already answers" in proc.stderr
+    assert live.tool("check-lxcfs").stdout.strip() == f"lxcfs is running at {live.directory}"
+
+
+def test_prestart_binds_parent_once_and_leaves_busy_parents() -> None:
+    base = f"/run/{PREFIX}-prestart"
+    directory = f"{base}/lxc/lxcfs"
+    busy = f"{base}/busy"
+    try:
+        proc = toolkit(directory, "prestart")
+        assert proc.returncode == 0, proc.stderr
+        assert os.path.isdir(directory)
+        at_parent = [e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]
+        assert len(at_parent) == 1 and at_parent[0].shared
+        # again (every daemon start): no second bind
+        proc = toolkit(directory, "prestart")
+        assert proc.returncode == 0 and "already a shared mount" in proc.stdout
+        assert len([e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]) == 1
+        # a parent with someone else's mount below it is left alone
+        os.makedirs(f"{busy}/other")
+        syscalls.mount("prestart-probe", f"{busy}/other", "tmpfs", 0, "size=64k")
+        proc = toolkit(f"{busy}/lxcfs", "prestart")
+        assert proc.returncode == 0, proc.stderr
+        assert f"left {busy} as it is" in proc.stdout
+        assert not [e for e in mounts.read_mountinfo() if e.point == busy]
+        assert os.path.isdir(f"{busy}/lxcfs")
+    finally:
+        for point in (f"{busy}/other", f"{base}/lxc"):
+            with contextlib.suppress(OSError):
+                syscalls.umount(point, syscalls.MNT_DETACH)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_hook_exit_status_without_daemon(tmp_path: Path) -> None:
+    """The hook with no daemon: exit 0, nothing mounted (no container needed:
+    it gives up before it enters one)."""
+    state = {"id": "x", "pid": os.getpid(), "bundle": str(tmp_path), "status": "creating"}
+    (tmp_path / "config.json").write_text(json.dumps({"root": {"path": "rootfs"}}))
+    log = tmp_path / "hook.log"
+    proc = subprocess.run([sys.executable, "-m", "lxcfs_toolkit.hook", "--lxcfs-dir",
+                           f"/run/{PREFIX}-nolxcfs/lxcfs", "--log", str(log)],
+                          input=json.dumps(state), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "lxcfs not mounted" in log.read_text()
+    bad = subprocess.run([sys.executable, "-m", "lxcfs_toolkit.hook"], input="{not json",
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Failed to mount lxcfs: the OCI state on stdin is not JSON")
