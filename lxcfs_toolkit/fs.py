@@ -65,6 +65,7 @@ DIRS = {
     "/sys/devices/system": ("cpu",),
     "/sys/devices/system/cpu": ("online",),
 }
+SIZE_FLOOR = 64 << 10
 CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MHz" moves)
 
 
@@ -116,8 +117,10 @@ class LxcfsOperations:
         now_ns = time.time_ns()
         self._dir_attr = {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2,
                           "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
-        self._file_attr = {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": 0,
-                           "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
+        file_attr = {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1,
+                     "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
+        self._file_attrs = {path: {**file_attr, "st_size": self._size_bound(path)}
+                            for path in FILES}
         self._renderers: dict[str, Callable[[Membership, int, int | None], bytes]] = {
             "meminfo": self._meminfo,
             "cpuinfo": self._cpuinfo_view,
@@ -135,9 +138,29 @@ class LxcfsOperations:
     def __call__(self, op: str, *args: Any) -> Any:
         return getattr(self, op)(*args)
 
+    def _size_bound(self, path: str) -> int:
+        """st_size of a file: an upper bound of every reader's rendering.
+
+        Readers that splice or sendfile (busybox cat) stop at st_size even
+        with direct_io, so 0 (procfs's answer) would show them an empty file.
+        A per-reader exact size cannot survive the kernel's attribute cache,
+        which is shared by all readers; a bound the same for everyone can.
+        A container's view is never larger than the host's own file, so four
+        times the host's size (at least 64 KiB) bounds it; read() and splice
+        both end at the real end of the rendering."""
+        host = (self.cpu_online_path if FILES[path] == "cpu_online"
+                else os.path.join(self.proc, path.removeprefix("/proc/")))
+        try:
+            with open(host, "rb") as f:
+                size = len(f.read())
+        except OSError:
+            size = 0
+        return max(SIZE_FLOOR, (4 * size + 4095) // 4096 * 4096)
+
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
-        if path in FILES:
-            return self._file_attr
+        attr = self._file_attrs.get(path)
+        if attr is not None:
+            return attr
         if path in DIRS:
             return self._dir_attr
         raise FuseError(errno.ENOENT)

@@ -21,7 +21,6 @@ argparse, not typer, and only light imports: a hook runs on every start.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -50,10 +49,7 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
     from . import mounts
 
     directory = mounts.lxcfs_dir(directory)
-    container = Container.from_oci_state(state)
-    if container.status == "creating":
-        # runc hands prestart hooks the state "creating": the init exists and waits
-        container = dataclasses.replace(container, status="created")
+    container = Container.from_oci_state(state)  # "creating" (runc's prestart) counts as running
     try:
         dmn = mounts.daemon(directory)
     except mounts.NotAnswering as err:

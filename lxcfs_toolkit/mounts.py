@@ -238,7 +238,6 @@ def wait_daemon(directory: str, timeout: float) -> Daemon:
 class Plan:
     """What the forked child does; plain data, picklable."""
 
-    root: str                   # "/" or, before pivot_root, the rootfs path in that namespace
     procfd: int                 # host /proc, opened before setns: umount by fd through it
     live_dev: int               # the current daemon's st_dev, 0 for umount
     lxcfs_devs: frozenset[int]  # every lxcfs superblock the container has mounted
@@ -321,7 +320,7 @@ def apply_plan(plan: Plan) -> Report:
     ``umount_only``), then attach the clone unless a live one is there.
     A failure unmounts what this call attached and re-raises."""
     report = Report()
-    rootfd = os.open(plan.root, os.O_PATH | os.O_DIRECTORY)
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     attached: list[tuple[int, str]] = []
     try:
         for path, is_dir, clone in plan.items:
@@ -369,12 +368,6 @@ def apply_plan(plan: Plan) -> Report:
 
 
 # --- from the host -------------------------------------------------------------
-
-def _before_pivot(pid: int) -> bool:
-    """Whether the init has not pivoted into its rootfs yet (runc runs
-    prestart hooks then): its root is still the host's root directory."""
-    return os.path.samestat(os.stat(f"/proc/{pid}/root"), os.stat("/"))
-
 
 @contextlib.contextmanager
 def _clones(dmn: Daemon) -> Iterator[dict[str, int]]:
@@ -425,11 +418,6 @@ def mount_into(container: Any, pidfd: int, dmn: Daemon) -> Report:
     and in a running container (remount).  All or nothing: on failure what
     this call attached is unmounted again."""
     pid = container.pid
-    root = "/"
-    if _before_pivot(pid):
-        if not container.rootfs:
-            raise ToolError(f"container {container.id}: no rootfs path to mount into")
-        root = container.rootfs
     try:
         owner = container.host_ids()
     except ToolError:
@@ -441,9 +429,10 @@ def mount_into(container: Any, pidfd: int, dmn: Daemon) -> Report:
             # a failure there shows the rollback of the files
             items = [(path, False, fds.get(rel, -1)) for rel, path in FILE_TARGETS]
             items.append((dmn.directory, True, fds.get("", -1)))
-            plan = Plan(root=root, procfd=procfd, live_dev=dmn.dev,
+            plan = Plan(procfd=procfd, live_dev=dmn.dev,
                         lxcfs_devs=_lxcfs_devs(pid), items=items, owner=owner)
-            return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT)
+            return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT,
+                             rootfs=container.rootfs)
     finally:
         os.close(procfd)
 
@@ -456,10 +445,9 @@ def umount_from(container: Any, pidfd: int, directory: str) -> Report:
     procfd = _procfd()
     try:
         items = [(directory, True, -1)] + [(path, False, -1) for _, path in FILE_TARGETS]
-        plan = Plan(root="/" if not _before_pivot(pid) else (container.rootfs or "/"),
-                    procfd=procfd, live_dev=0, lxcfs_devs=_lxcfs_devs(pid), items=items,
+        plan = Plan(procfd=procfd, live_dev=0, lxcfs_devs=_lxcfs_devs(pid), items=items,
                     umount_only=True)
-        return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT)
+        return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT, rootfs=container.rootfs)
     finally:
         os.close(procfd)
 
