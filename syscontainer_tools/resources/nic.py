@@ -532,7 +532,7 @@ def _plug_eth(host: IPRoute, ns: IPRoute, nsfd: int, hostfd: int, item: dict[str
         raise Conflict(f"the container already has an interface named {cname}")
     index = int(msg["index"])
     was_up = bool(msg["flags"] & netlink.IFF_UP)
-    saved = {"Mtu": msg.get("IFLA_MTU"), "Qlen": msg.get("IFLA_TXQLEN"), "Up": was_up,
+    saved: dict[str, Any] = {"Mtu": msg.get("IFLA_MTU"), "Qlen": msg.get("IFLA_TXQLEN"), "Up": was_up,
              "Addrs": _global_addrs(host, index)}
     tmp = _free_name(host, ns, prefix="sct")
     # last undo: the host state as it was
@@ -735,13 +735,29 @@ def remove_nic(container: Container, record: Record, name: NicName,
 
     kept = []
     for saved in record["routes"]:
-        if saved.get("dev") == item["CtrNicName"]:
+        if _routes_through(saved, item):
             lines.append(route.removed_line(label, saved))
         else:
             kept.append(saved)
     record["routes"] = kept
     record["nics"] = [i for i in record["nics"] if i is not item]
     return [_removed(label, item)] + lines
+
+
+def _routes_through(saved: dict[str, Any], item: dict[str, Any]) -> bool:
+    """Whether the saved route goes through the NIC ``item`` (the kernel drops
+    it with the NIC, and it could not be re-added at the next start)."""
+    if saved.get("dev"):
+        return bool(saved["dev"] == item["CtrNicName"])
+    if not item.get("Ip"):
+        return False
+    iface = ipaddress.ip_interface(item["Ip"])
+    try:
+        gw = ipaddress.ip_address(saved["gw"]) if saved.get("gw") else None
+        src = ipaddress.ip_address(saved["src"]) if saved.get("src") else None
+    except ValueError:
+        return False
+    return (gw is not None and gw in iface.network) or (gw is None and src == iface.ip)
 
 
 def update_nic(container: Container, record: Record, upd: NicUpdate, *, label: str,
