@@ -14,6 +14,7 @@ from .conftest import PREFIX
 from .nethelpers import (
     NET,
     NET6,
+    OCTET,
     addrs,
     ctr_links,
     delete_links,
@@ -215,9 +216,18 @@ class TestEth:
     def test_in_use_refused_unless_forced(self, make_container, tool, state_dir, standin):
         name, _, _ = standin
         c = make_container("busy")
+        # a (low-priority, never used) default route through the stand-in
         with IPRoute() as ipr:
-            ipr.addr("add", index=ipr.link_lookup(ifname=name)[0], address=f"{NET}.140",
-                     prefixlen=25)
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.route("add", dst="0.0.0.0/0", oif=index, scope=253, priority=4000 + OCTET)
+            try:
+                r = tool("add-nic", "--type", "eth", "--name", f"{name}:eth1", c.id)
+            finally:
+                ipr.route("del", dst="0.0.0.0/0", oif=index, scope=253, priority=4000 + OCTET)
+        assert r.returncode == 1 and "carries the host's default route" in r.stderr, r.stderr
+        assert name in host_links()
+        with IPRoute() as ipr:
+            ipr.addr("add", index=index, address=f"{NET}.140", prefixlen=25)
         r = tool("add-nic", "--type", "eth", "--name", f"{name}:eth1", c.id)
         assert r.returncode == 1
         assert r.stderr.startswith("Failed to add network interface: ")

@@ -204,3 +204,13 @@ def test_rollback_eth_returned_when_configure_fails(make_container, runtime_root
             assert addrs(ipr, name) == set()
     finally:
         delete_links(name, peer)
+
+
+def test_container_in_host_netns_refused(make_container, tool, state_dir, bridge):
+    c = make_container("hostnet", netns=False)
+    before = host_links()
+    r = tool("add-nic", "--type", "veth", "--name", "eth1", "--bridge", bridge, c.id)
+    assert r.returncode == 1 and "shares the host's network namespace" in r.stderr, r.stderr
+    r = tool("add-route", c.id, '[{"dest":"198.51.100.0/24","dev":"lo"}]')
+    assert r.returncode == 1 and "shares the host's network namespace" in r.stderr, r.stderr
+    assert host_links() == before and state_of(state_dir, c.id) is None
