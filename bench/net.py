@@ -24,6 +24,7 @@ container, and removing them again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -90,10 +91,8 @@ def delete_links(*names: str) -> None:
     with IPRoute() as ipr:
         for name in names:
             for index in ipr.link_lookup(ifname=name):
-                try:
+                with contextlib.suppress(Exception):  # best-effort cleanup
                     ipr.link("del", index=index)
-                except Exception:  # noqa: BLE001, S110 - best-effort cleanup
-                    pass
 
 
 def library_round(cid: str, root: str, state_dir: str, bridge: str) -> float:
