@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import syscalls
-from .errors import NotFound, ToolError
+from .errors import ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
@@ -282,8 +282,3 @@ def _is_netns(fd: int) -> bool:
     except OSError:
         return False
 
-
-def require(found: Any, what: str) -> Any:
-    if found is None:
-        raise NotFound(what)
-    return found

@@ -13,11 +13,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
 
-from .conftest import PREFIX, Ctr
+from .conftest import PREFIX, Ctr, write_config
 
 OCTET = int(PREFIX[-2:], 16)
 NET = f"10.213.{OCTET}"
@@ -131,3 +132,35 @@ def state_of(state_dir: str, cid: str) -> dict[str, Any] | None:
     with open(path) as f:
         data: dict[str, Any] = json.load(f)
     return data
+
+
+@contextlib.contextmanager
+def module_container(name: str, runtime_root: str, rootfs_template: Path,
+                     tmp_path_factory: Any) -> Iterator[Ctr]:
+    """One container for a whole module (``make_container`` is per test)."""
+    cid = f"{PREFIX}-{name}"
+    bundle = tmp_path_factory.mktemp(cid)
+    shutil.copytree(rootfs_template, bundle / "rootfs", symlinks=True)
+    write_config(bundle)
+    ctr = Ctr(cid, bundle, runtime_root)
+    ctr.start()
+    try:
+        yield ctr
+    finally:
+        ctr.stop()
+
+
+def veth_into(ctr: Ctr, host: str, inside: str, cidr: str) -> None:
+    """A veth made by the test (not by the tool), its peer in the container."""
+    ip, _, plen = cidr.partition("/")
+    fd = os.open(f"/proc/{ctr.pid}/ns/net", os.O_RDONLY)
+    try:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=host, kind="veth", peer={"ifname": inside, "net_ns_fd": fd})
+            ipr.link("set", index=ipr.link_lookup(ifname=host)[0], state="up")
+        with in_ctr(ctr) as ns:
+            index = ns.link_lookup(ifname=inside)[0]
+            ns.addr("add", index=index, address=ip, prefixlen=int(plen))
+            ns.link("set", index=index, state="up")
+    finally:
+        os.close(fd)

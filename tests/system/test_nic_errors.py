@@ -22,6 +22,7 @@ from .nethelpers import (
     link,
     make_bridge,
     make_standin,
+    module_container,
     state_of,
 )
 
@@ -30,13 +31,20 @@ pytestmark = pytest.mark.system
 BRIDGE = f"{PREFIX}c"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bridge() -> Iterator[str]:
     make_bridge(BRIDGE, f"{NET}.65/26")
     try:
         yield BRIDGE
     finally:
         delete_links(BRIDGE)
+
+
+@pytest.fixture(scope="module")
+def shared(runtime_root, rootfs_template, tmp_path_factory) -> Iterator:
+    """One container for the bad-input cases (each leaves it as it was)."""
+    with module_container("nicbad", runtime_root, rootfs_template, tmp_path_factory) as c:
+        yield c
 
 
 @pytest.fixture
@@ -81,8 +89,8 @@ BAD_ADD = [
 
 
 @pytest.mark.parametrize(("extra", "why"), BAD_ADD, ids=[" ".join(a) for a, _ in BAD_ADD])
-def test_bad_values(make_container, tool, state_dir, bridge, extra, why):
-    c = make_container()
+def test_bad_values(shared, tool, state_dir, bridge, extra, why):
+    c = shared
     snap = Snapshot(c, state_dir)
     r = tool("add-nic", "--type", "veth", "--name", "eth1", "--bridge", bridge, *extra, c.id)
     assert r.returncode == 1, r
@@ -103,8 +111,8 @@ def test_bad_values(make_container, tool, state_dir, bridge, extra, why):
     (["--type", "eth", "--name", "lo:eth1"], "loopback"),
 ], ids=["unknown-bridge", "veth-no-bridge", "eth-bridge", "eth-no-host", "bad-type",
         "long-name", "host-name-taken", "eth-missing", "eth-lo"])
-def test_bad_nic(make_container, tool, state_dir, bridge, args, why):
-    c = make_container()
+def test_bad_nic(shared, tool, state_dir, bridge, args, why):
+    c = shared
     snap = Snapshot(c, state_dir)
     r = tool("add-nic", *args, c.id)
     assert r.returncode == 1, r

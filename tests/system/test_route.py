@@ -17,8 +17,10 @@ from .nethelpers import (
     host_links,
     in_ctr,
     make_bridge,
+    module_container,
     routes,
     state_of,
+    veth_into,
 )
 
 pytestmark = pytest.mark.system
@@ -108,8 +110,21 @@ BAD = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared(runtime_root, rootfs_template, tmp_path_factory) -> Iterator:
+    """One container for the bad-input cases: eth1/eth2 made by the test."""
+    with module_container("rtbad", runtime_root, rootfs_template, tmp_path_factory) as c:
+        try:
+            veth_into(c, f"{PREFIX}s1", "eth1", f"{NET}.162/27")
+            veth_into(c, f"{PREFIX}s2", "eth2", f"{NET6}::2/64")
+            yield c
+        finally:
+            delete_links(f"{PREFIX}s1", f"{PREFIX}s2")
+
+
 @pytest.mark.parametrize(("arg", "why"), BAD, ids=[w for _, w in BAD])
-def test_bad_routes(ctr, tool, state_dir, arg, why):
+def test_bad_routes(shared, tool, state_dir, arg, why):
+    ctr = shared
     before = (kernel(ctr), state_of(state_dir, ctr.id), host_links(), ctr_links(ctr))
     r = tool("add-route", ctr.id, arg)
     assert r.returncode == 1, r
