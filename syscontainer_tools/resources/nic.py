@@ -730,6 +730,18 @@ def remove_nic(container: Container, record: Record, name: NicName,
                 _unplug_veth(host, ns, item)
             else:
                 _unplug_eth(host, ns, hostfd, nsfd, item)
+    else:
+        # stopped, poststop not (yet) run: a leftover veth host end goes; a physical
+        # NIC comes out of a pinned namespace, or, handed back by the kernel under
+        # another name, gets its own name back
+        with netlink.pinned_netns(container.id) as pinned, \
+                netlink.host_netns_fd() as hostfd, netlink.host() as host, \
+                contextlib.ExitStack() as handles:
+            ns = handles.enter_context(netlink.in_netns(pinned)) if pinned is not None else None
+            if item["Type"] == NicType.VETH.value:
+                _unplug_veth(host, ns, item)
+            else:
+                _unplug_eth(host, ns, hostfd, pinned, item)
     lines = []
     from . import route
 
