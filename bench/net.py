@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""add-nic + remove-nic (veth on a bridge) through the real CLI vs. a shell
+script of ``ip link`` / ``ip netns`` commands; then 8 NICs + 50 routes.
+
+Run as root:  python bench/net.py [-n RUNS]
+
+Makes its own runc container (busybox rootfs, private ``runc --root``, own
+network namespace), a Linux bridge with an address in 10.219.0.0/16 and a
+state directory, all removed at the end.  Each round times
+
+* CLI:   ``syscontainer-tools add-nic --type veth --name eth1 --ip … --bridge BR C``
+         then ``remove-nic --name eth1 C`` (two processes, as a user runs them)
+* shell: one ``sh -c`` doing ``ip link add H type veth peer name eth1 netns NS``,
+         ``ip -n NS addr add``, ``ip -n NS link set up``, ``ip link set H master BR up``;
+         one ``sh -c`` doing ``ip link del H`` (NS = ``ip netns attach`` of the container)
+* library: the same add + remove in-process (``nic.add_nic`` / ``nic.remove_nic``),
+         to show what is Python start-up and what is netlink work
+
+and prints the medians and their ratio.  Then it times adding 8 veth NICs
+(8 add-nic calls) and 50 routes (one add-route call with 50 routes) to one
+container, and removing them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(argv, check=kw.pop("check", True), stdin=subprocess.DEVNULL, **kw)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+    return elapsed
+
+
+def make_container(work: Path, root: str, cid: str) -> int:
+    bundle = work / "bundle"
+    rootfs = bundle / "rootfs"
+    for d in ("bin", "dev", "proc", "sys", "etc", "tmp"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    for applet in ("sh", "sleep"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    run(["runc", "spec", "--bundle", str(bundle)])
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/sleep", "1000000"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    with open(work / "runc.log", "w") as log:
+        subprocess.run(["runc", "--root", root, "run", "-d", cid], cwd=bundle,
+                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True)
+    return int(json.loads(run(["runc", "--root", root, "state", cid]).stdout)["pid"])
+
+
+def make_bridge(name: str) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+        index = ipr.link_lookup(ifname=name)[0]
+        ipr.addr("add", index=index, address="10.219.0.1", prefixlen=16)
+        ipr.link("set", index=index, state="up")
+
+
+def delete_links(*names: str) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for name in names:
+            for index in ipr.link_lookup(ifname=name):
+                with contextlib.suppress(Exception):  # best-effort cleanup
+                    ipr.link("del", index=index)
+
+
+def library_round(cid: str, root: str, state_dir: str, bridge: str) -> float:
+    from syscontainer_tools.engines import Engine, find
+    from syscontainer_tools.resources import nic
+    from syscontainer_tools.state import StateStore
+
+    t0 = time.perf_counter()
+    container = find(cid, Engine.RUNC, root)
+    store = StateStore(state_dir)
+    spec = nic.NicSpec.parse(type="veth", name="eth1", ip="10.219.1.2/16", bridge=bridge)
+    with store.transaction(cid) as record:
+        nic.add_nic(container, record, spec, label=cid, store=store)
+    with store.transaction(cid) as record:
+        nic.remove_nic(container, record, nic.NicName("", "eth1"), label=cid)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("-n", "--runs", type=int, default=15)
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+
+    tag = f"{os.getpid() % 100000:05d}"
+    work = Path(tempfile.mkdtemp(prefix="sct-netbench-"))
+    root = str(work / "runc-root")
+    cid, bridge, nsname, shell_host = f"sctnb{tag}", f"sctnb{tag}br", f"sctnb{tag}", f"sctnb{tag}h"
+    state_dir = str(work / "state")
+    try:
+        pid = make_container(work, root, cid)
+        make_bridge(bridge)
+        run(["ip", "netns", "attach", nsname, str(pid)])
+        env = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=root,
+                   SYSCONTAINER_STATE_DIR=state_dir, PYTHONPATH=str(REPO))
+        cli = [args.python, "-m", "syscontainer_tools"]
+        add = [*cli, "add-nic", "--type", "veth", "--name", "eth1", "--ip", "10.219.1.2/16",
+               "--bridge", bridge, cid]
+        rm = [*cli, "remove-nic", "--name", "eth1", cid]
+        sh_add = ["sh", "-c",
+                  f"ip link add {shell_host} type veth peer name eth1 netns {nsname} && "
+                  f"ip -n {nsname} addr add 10.219.1.2/16 dev eth1 && "
+                  f"ip -n {nsname} link set eth1 up && "
+                  f"ip link set {shell_host} master {bridge} up"]
+        sh_rm = ["sh", "-c", f"ip link del {shell_host}"]
+
+        cli_times, sh_times, lib_times = [], [], []
+        for i in range(args.runs + 1):          # round 0 warms up
+            t_cli = timed(add, env) + timed(rm, env)
+            t_sh = timed(sh_add) + timed(sh_rm)
+            t_lib = library_round(cid, root, state_dir, bridge)
+            if i:
+                cli_times.append(t_cli)
+                sh_times.append(t_sh)
+                lib_times.append(t_lib)
+        m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
+        ratios = [a / b for a, b in zip(cli_times, sh_times, strict=True)]
+        print(f"runs: {args.runs} (after 1 warm-up), container {cid}, bridge {bridge}")
+        print(f"CLI add-nic + remove-nic (veth):   median {m_cli * 1000:7.1f} ms "
+              f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")
+        print(f"shell ip link / ip netns:          median {m_sh * 1000:7.1f} ms "
+              f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
+        print(f"library add_nic + remove_nic:      median "
+              f"{statistics.median(lib_times) * 1000:7.1f} ms (in-process, no start-up)")
+        print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
+              f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+        # 8 NICs + 50 routes on one container
+        t0 = time.perf_counter()
+        for i in range(8):
+            timed([*cli, "add-nic", "--type", "veth", "--name", f"eth{i + 1}",
+                   "--ip", f"10.219.{10 + i}.2/16" if i == 0 else f"10.{220 + i}.0.2/24",
+                   "--bridge", bridge, cid], env)
+        t_nics = time.perf_counter() - t0
+        rules = [{"dest": f"10.{100 + i // 8}.{i % 8}.0/24",
+                  "gw": "10.219.0.1" if i % 2 else "", "dev": "" if i % 2 else f"eth{1 + i % 8}"}
+                 for i in range(50)]
+        t0 = time.perf_counter()
+        timed([*cli, "add-route", cid, json.dumps(rules)], env)
+        t_routes = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        timed([*cli, "remove-route", cid, json.dumps(rules)], env)
+        for i in range(8):
+            timed([*cli, "remove-nic", "--name", f"eth{i + 1}", cid], env)
+        t_clean = time.perf_counter() - t0
+        print(f"8 add-nic calls: {t_nics * 1000:.0f} ms; add-route with 50 routes: "
+              f"{t_routes * 1000:.0f} ms; total {(t_nics + t_routes) * 1000:.0f} ms")
+        print(f"removing them again (1 remove-route + 8 remove-nic): {t_clean * 1000:.0f} ms")
+    finally:
+        subprocess.run(["ip", "netns", "delete", nsname], capture_output=True, check=False)
+        subprocess.run(["runc", "--root", root, "delete", "--force", cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        delete_links(bridge, shell_host)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""add-nic, remove-nic, list-nic, update-nic, add-route, remove-route, list-route."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app, echo_lines, handles, not_running_note, options, render
+
+_FORMAT = typer.Option("table", "--format", help="table or json")
+_PRETTY = typer.Option(False, "--pretty", "-p", help="indented JSON")
+
+
+@app.command("add-nic")
+@handles("add network interface")
+def add_nic(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    type: str = typer.Option(..., "--type", help="veth or eth"),
+    name: str = typer.Option(..., "--name", help="[HOST:]CTR interface names; an eth needs HOST"),
+    ip: str = typer.Option(None, "--ip", help="address with prefix length, IPv4 or IPv6"),
+    mac: str = typer.Option(None, "--mac", help="MAC address (veth only: an eth keeps its own)"),
+    bridge: str = typer.Option(None, "--bridge",
+                               help="Linux or Open vSwitch bridge for the veth's host end"),
+    mtu: str = typer.Option("1500", "--mtu", help="68-65535"),
+    qlen: str = typer.Option("1000", "--qlen", help="transmit queue length"),
+    update_config_only: bool = typer.Option(False, "--update-config-only",
+                                            help="only save, change nothing live"),
+    force: bool = typer.Option(False, "--force",
+                               help="take an eth that is in use on the host or saved for "
+                                    "another container"),
+) -> None:
+    """Add a veth pair or a host NIC to a container."""
+    from ..resources import nic
+
+    spec = nic.NicSpec.parse(type=type, name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu,
+                             qlen=qlen)
+    opts = options()
+    c = opts.find(container)
+    with opts.store.transaction(c.id) as record:
+        lines = nic.add_nic(c, record, spec, label=container,
+                            update_config_only=update_config_only, force=force,
+                            store=opts.store)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("remove-nic")
+@handles("remove network interface")
+def remove_nic(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    type: str = typer.Option(None, "--type", help="veth or eth"),
+    name: str = typer.Option(..., "--name", help="[HOST:]CTR"),
+) -> None:
+    """Remove a NIC: a veth is deleted, a host NIC goes back to the host."""
+    from ..resources import nic
+
+    kind = nic.NicType.parse(type) if type else None
+    names = nic.NicName.parse(name)
+    opts = options()
+    c = opts.find(container)
+    with opts.store.transaction(c.id) as record:
+        lines = nic.remove_nic(c, record, names, kind, label=container)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("update-nic")
+@handles("update network interface")
+def update_nic(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    name: str = typer.Option(..., "--name", help="the container-side interface name"),
+    ip: str = typer.Option(None, "--ip"),
+    mac: str = typer.Option(None, "--mac"),
+    bridge: str = typer.Option(None, "--bridge"),
+    mtu: str = typer.Option(None, "--mtu"),
+    qlen: str = typer.Option(None, "--qlen"),
+    update_config_only: bool = typer.Option(False, "--update-config-only"),
+) -> None:
+    """Change ip, mac, bridge, mtu or qlen of a NIC added before."""
+    from ..resources import nic
+
+    upd = nic.NicUpdate.parse(name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
+    opts = options()
+    c = opts.find(container)
+    with opts.store.transaction(c.id) as record:
+        lines = nic.update_nic(c, record, upd, label=container,
+                               update_config_only=update_config_only)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("list-nic")
+@handles("list network interfaces")
+def list_nic(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    pretty: bool = _PRETTY,
+    filter: str = typer.Option(None, "--filter", "-f",
+                               help='e.g. \'{"Ip":"10.0.0.2/24","Mtu":1500}\''),
+    format: str = _FORMAT,
+) -> None:
+    """List the NICs added to a container."""
+    from ..resources import nic
+
+    opts = options()
+    nic.parse_filter(filter, nic.FIELDS)
+    c = opts.find(container)
+    rows = nic.list_nics(opts.store.load(c.id), filter)
+    render(rows, nic.COLUMNS, fmt=format, pretty=pretty, title=f"NICs of {container}")
+
+
+@app.command("add-route")
+@handles("add route")
+def add_route(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    routes: str = typer.Argument(..., help='[{"dest":…,"src":…,"gw":…,"dev":…}]'),
+    update_config_only: bool = typer.Option(False, "--update-config-only"),
+) -> None:
+    """Add routes to a container; an empty dest is the default route."""
+    from ..resources import route
+
+    specs = route.parse_routes(routes)
+    opts = options()
+    c = opts.find(container)
+    with opts.store.transaction(c.id) as record:
+        lines = route.add_routes(c, record, specs, label=container,
+                                 update_config_only=update_config_only)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("remove-route")
+@handles("remove route")
+def remove_route(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    routes: str = typer.Argument(..., help="routes as for add-route; empty fields match any"),
+    update_config_only: bool = typer.Option(False, "--update-config-only"),
+) -> None:
+    """Remove routes added before."""
+    from ..resources import route
+
+    patterns = route.parse_routes(routes, pattern=True)
+    opts = options()
+    c = opts.find(container)
+    with opts.store.transaction(c.id) as record:
+        lines = route.remove_routes(c, record, patterns, label=container,
+                                    update_config_only=update_config_only)
+    echo_lines(lines)
+    not_running_note(c, container)
+
+
+@app.command("list-route")
+@handles("list routes")
+def list_route(
+    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    pretty: bool = _PRETTY,
+    filter: str = typer.Option(None, "--filter", "-f",
+                               help='e.g. \'{"dest":"10.1.0.0/16","gw":"10.0.0.1"}\''),
+    format: str = _FORMAT,
+) -> None:
+    """List the routes added to a container."""
+    from ..resources import route
+
+    opts = options()
+    route.parse_filter(filter, route.KEYS)
+    c = opts.find(container)
+    rows = route.list_routes(opts.store.load(c.id), filter)
+    render(rows, route.COLUMNS, fmt=format, pretty=pretty, title=f"Routes of {container}")
