@@ -62,12 +62,12 @@ class Demo:
         """Run a command as a user would type it; show it and its output."""
         shown = " ".join(a if " " not in a and "{" not in a else f"'{a}'" for a in argv)
         if show:
-            console.print(f"[bold green]$[/] {shown}")
+            console.print(f"[bold green]$[/] {shown}", soft_wrap=True)
         proc = subprocess.run(argv, env=ENV, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, check=False)
         out = (proc.stdout + proc.stderr).rstrip()
         if show and out:
-            console.print(out, markup=False)
+            console.print(out, markup=False, soft_wrap=True)
         if check and proc.returncode != 0:
             raise SystemExit(f"demo: {shown} failed with exit status {proc.returncode}")
         return proc.stdout
@@ -94,6 +94,8 @@ class Demo:
         cfg["process"].update(terminal=False, args=["/bin/sleep", "1000000"])
         cfg["root"]["readonly"] = False
         cfg["hostname"] = CID
+        for capset in ("bounding", "effective", "permitted"):  # ping needs a raw socket
+            cfg["process"]["capabilities"][capset].append("CAP_NET_RAW")
         cfg["linux"]["resources"].update(memory={"limit": 256 << 20}, cpu={"cpus": "0"})
         state = ["--state-dir", str(BASE / "state"), "--log", str(BASE / "hooks.log")]
         cfg["hooks"] = {
@@ -208,9 +210,8 @@ class Demo:
                   "prestart hook re-applies the saved device, QoS, path, NIC and route, and "
                   "lxcfs-hook mounts the /proc view again.")
         self.stop_container()
-        self.sh("ip", "-br", "link", "show", "master", BRIDGE)
         self.run_container()
-        self.inside("ls -l /dev/sdb; cat /mnt/share/hello.txt; ip -4 -br addr show eth1; "
+        self.inside("ls -l /dev/sdb; cat /mnt/share/hello.txt; ip -4 addr show eth1 | grep inet; "
                     f"ip route | grep 10.231.78; ping -c 1 -W 2 {NET}.1 | tail -1; "
                     "grep MemTotal /proc/meminfo")
 
@@ -220,7 +221,7 @@ class Demo:
                                                     "gw": f"{NET}.1", "dev": "eth1"}]))
         self.tool("remove-nic", "--type", "veth", "--name", f"{HOST_NIC}:eth1", CID)
         self.tool("remove-device", CID, f"{self.loop}:/dev/sdb")
-        self.inside("ls /dev/sdb /mnt/share/hello.txt 2>&1; ip -br link", check=False)
+        self.inside("ls /dev/sdb /mnt/share/hello.txt 2>&1; ip link | grep -c eth1", check=False)
 
     # --- teardown -----------------------------------------------------------------
     def teardown(self) -> None:
