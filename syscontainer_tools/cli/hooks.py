@@ -34,6 +34,9 @@ def install_hooks(
                                "bundle's config.json (else print the snippet)"),
     lxcfs: bool = typer.Option(True, "--lxcfs/--no-lxcfs", help="also wire lxcfs-hook"),
     log_dir: str = typer.Option("/var/log", "--log-dir", help="hooks log here ('' = no log)"),
+    hook_state_dir: str = typer.Option(None, "--hook-state-dir",
+                                       help="pass --state-dir to syscontainer-hooks "
+                                            "(default: the hooks' own default)"),
 ) -> None:
     """Install the OCI hook specs: isulad --hook-spec file, podman hooks.d, runc config.json."""
     from .. import hookspec
@@ -42,7 +45,7 @@ def install_hooks(
     chosen = ENGINES if engine == "all" else (engine,)
     if any(e not in ENGINES for e in chosen):
         raise SpecError(f"--engine must be one of {', '.join(ENGINES)} or all, not {engine!r}")
-    kw = {"lxcfs": lxcfs, "log_dir": log_dir or None}
+    kw = {"lxcfs": lxcfs, "log_dir": log_dir or None, "state_dir": hook_state_dir or None}
     bindir = os.path.abspath(bindir or _default_bindir())
     for name in chosen:
         if name == "isula":

@@ -185,3 +185,42 @@ def test_kernel_modules_drive_modprobe(make_container, state_dir, tmp_path):
         make_container("hk-mod-unknown", hooks=hooks_for(state_dir, env),
                        env=["KERNEL_MODULES=nosuchmod"])
     assert "Module nosuchmod not found" in str(err.value)
+
+
+def test_podman_hooks_d(tmp_path, state_dir, rootfs_template):
+    """podman reads the hooks.d files install-hooks writes; a saved path comes
+    back after ``podman restart`` and is found through the podman adapter."""
+    import shutil
+
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    hooks_d = tmp_path / "hooks.d"
+    r = run([str(BINDIR / "syscontainer-tools"), "install-hooks", "--engine", "podman",
+             "--dest", str(hooks_d), "--bindir", str(BINDIR), "--no-lxcfs", "--log-dir", "",
+             "--hook-state-dir", state_dir], check=False)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in hooks_d.iterdir()) == [
+        "50-syscontainer-hooks-poststop.json", "50-syscontainer-hooks-prestart.json"]
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(rootfs_template, rootfs, symlinks=True)
+    name = f"{PREFIX}-pmhook"
+    podman = ["podman", "--runtime", "runc", "--hooks-dir", str(hooks_d)]
+    r = run([*podman, "run", "-d", "--name", name, "--network", "none", "--ulimit",
+             "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--rootfs", str(rootfs),
+             "/bin/sleep", "100000"], check=False)
+    if r.returncode != 0:
+        pytest.skip(f"podman cannot start a container here: {r.stderr.strip()}")
+    try:
+        share = tmp_path / "share"
+        share.mkdir()
+        (share / "f").write_text("via podman\n")
+        env = dict(os.environ, SYSCONTAINER_STATE_DIR=state_dir)
+        r = run([str(BINDIR / "syscontainer-tools"), "--engine", "podman", "add-path", name,
+                 f"{share}:/mnt/p"], env=env, check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"Add path ({share}) to container({name},/mnt/p) done."
+        run([*podman, "restart", "-t", "0", name])
+        out = run(["podman", "exec", name, "cat", "/mnt/p/f"], check=False)
+        assert out.stdout == "via podman\n", out.stderr
+    finally:
+        run(["podman", "rm", "-f", "-t", "0", name], check=False)
