@@ -61,5 +61,5 @@ def list_path(
 
     c = options().find(container)
     rows = path.list_paths(options().store.load(c.id))
-    render(rows, [("host_path", "Host path"), ("container_path", "Container path"),
-                  ("options", "Options")], fmt=fmt, pretty=pretty, title=f"Paths of {container}")
+    render(rows, [("HostPath", "Host path"), ("ContainerPath", "Container path"),
+                  ("Options", "Options")], fmt=fmt, pretty=pretty, title=f"Paths of {container}")

@@ -263,8 +263,14 @@ def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec]
 
 
 def list_paths(record: Record) -> list[dict[str, Any]]:
-    """The saved paths as rows: host_path, container_path, options."""
-    return [PathSpec.from_item(i).to_item() for i in record[SECTION]]
+    """The saved paths as rows keyed like the other list commands' JSON:
+    HostPath, ContainerPath, Options."""
+    rows = []
+    for item in record[SECTION]:
+        saved = PathSpec.from_item(item).to_item()
+        rows.append({"HostPath": saved["host_path"], "ContainerPath": saved["container_path"],
+                     "Options": saved["options"]})
+    return rows
 
 
 def reapply(container: Container, pidfd: int, items: list[dict[str, Any]]) -> list[str]:

@@ -57,8 +57,6 @@ def test_unknown_container(runtime_root):
 def test_cli_lookup_errors_are_one_line_exit_1(pair, tool):
     a, b = pair
     r = tool("list-path", "no-such-container-xyz")
-    if r.returncode == 2 and "No such command" in r.stderr:
-        pytest.skip("list-path not merged yet")
     assert r.returncode == 1 and r.stderr.startswith("Failed to ")
     assert "not found" in r.stderr and "Traceback" not in r.stderr
     r = tool("list-path", a.id[:-1])

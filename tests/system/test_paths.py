@@ -115,7 +115,7 @@ def test_add_directory_live(make_container, tool, state_dir, src):
     assert saved_paths(state_dir, ctr.id) == [
         {"host_path": str(src), "container_path": "/data", "options": "rw,rslave"}]
     rows = json.loads(ok(tool("list-path", ctr.id, "--format", "json")))
-    assert rows == [{"host_path": str(src), "container_path": "/data", "options": "rw,rslave"}]
+    assert rows == [{"HostPath": str(src), "ContainerPath": "/data", "Options": "rw,rslave"}]
     pretty = ok(tool("list-path", ctr.id, "--pretty"))
     assert json.loads(pretty) == rows and "\n    " in pretty
     table = ok(tool("list-path", ctr.id))

@@ -120,7 +120,7 @@ def test_list_paths_rows():
     rec = Record("c1")
     rec["paths"] = [PathSpec.parse("/h:/c").to_item()]
     assert path.list_paths(rec) == [
-        {"host_path": "/h", "container_path": "/c", "options": "rw,rslave"}]
+        {"HostPath": "/h", "ContainerPath": "/c", "Options": "rw,rslave"}]
 
 
 def test_no_open_tree_is_a_clear_error(monkeypatch):
