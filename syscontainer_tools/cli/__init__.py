@@ -172,7 +172,7 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *
 def _register() -> None:
     import importlib
 
-    for name in ("devices", "paths", "network", "hooks"):
+    for name in ("devices", "paths", "network", "selinux", "hooks"):
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as err:
