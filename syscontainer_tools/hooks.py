@@ -134,28 +134,29 @@ def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
 
 
 def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
+    from .netlink import PIN_DIR  # pyroute2 itself is imported only where used
     from .state import StateStore
 
     cid = str(state["id"])
     record = StateStore(state_dir).load(cid)
     done: list[str] = []
     errors: list[str] = []
-    if record.empty():
+    pinned = os.path.lexists(os.path.join(PIN_DIR, cid))
+    if record.empty() and not pinned:
         return done, errors
     from .container import Container
+    from .errors import ToolError
 
     try:
         container = Container.from_oci_state(state)
-    except Exception:  # noqa: BLE001 - the bundle may be gone after a stop
-        from .container import Container as C
-
-        container = C(id=cid, name=cid, engine="oci", status="stopped", pid=0,
-                      bundle=state.get("bundle"))
+    except ToolError:  # the bundle may be gone after a stop: the id is enough
+        container = Container(id=cid, name=cid, engine="oci", status="stopped", pid=0,
+                              bundle=state.get("bundle"))
     steps = []
     if record["devices"]:
         from .resources import device
         steps.append(("devices", lambda: device.poststop(container, record)))
-    if record["nics"]:
+    if record["nics"] or pinned:  # also unpins a netns whose NICs were removed since
         from .resources import nic
         steps.append(("network interfaces", lambda: nic.poststop(container, record)))
     for what, step in steps:

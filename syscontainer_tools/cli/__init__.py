@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -119,6 +119,24 @@ def handles(action: str) -> Callable[[F], F]:
     return wrap
 
 
+# Parameters every command shares
+Container = Annotated[str, typer.Argument(help="container id, id prefix or name")]
+Pretty = Annotated[bool, typer.Option("--pretty", "-p", help="indented JSON (the original's flag)")]
+Format = Annotated[str, typer.Option("--format", help="table or json")]
+
+
+def change(ref: str, apply: Callable[[Any, Any], list[str]]) -> None:
+    """The shape of every changing command: find the container, hold its
+    saved record's lock while ``apply(container, record)`` changes it (the
+    record is written only if that succeeds), print the result lines."""
+    opts = options()
+    container = opts.find(ref)
+    with opts.store.transaction(container.id) as record:
+        lines = apply(container, record)
+    echo_lines(lines)
+    not_running_note(container, ref)
+
+
 def echo_lines(lines: Iterable[str]) -> None:
     for line in lines:
         typer.echo(line)
@@ -154,7 +172,7 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *
 def _register() -> None:
     import importlib
 
-    for name in ("devices", "paths", "network", "hooks"):
+    for name in ("devices", "paths", "network", "selinux", "hooks"):
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as err:

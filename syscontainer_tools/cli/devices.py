@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import app, echo_lines, handles, not_running_note, options, render
+from . import Container, Format, Pretty, app, change, handles, options, render
 
 _QOS_HELP = {
     "weight": "Block IO weight DEV:W (relative weight, 0 or 10 to 1000)",
@@ -20,6 +20,19 @@ _QOS_HELP = {
     "read_iops": "Limit read rate from a device, DEV:N (IO per second)",
     "write_iops": "Limit write rate to a device, DEV:N (IO per second)",
 }
+
+
+_Specs = list[str] | None
+Weight = Annotated[_Specs, typer.Option("--blkio-weight-device", metavar="DEV:W",
+                                        help=_QOS_HELP["weight"])]
+ReadBps = Annotated[_Specs, typer.Option("--device-read-bps", metavar="DEV:RATE",
+                                         help=_QOS_HELP["read_bps"])]
+WriteBps = Annotated[_Specs, typer.Option("--device-write-bps", metavar="DEV:RATE",
+                                          help=_QOS_HELP["write_bps"])]
+ReadIops = Annotated[_Specs, typer.Option("--device-read-iops", metavar="DEV:N",
+                                          help=_QOS_HELP["read_iops"])]
+WriteIops = Annotated[_Specs, typer.Option("--device-write-iops", metavar="DEV:N",
+                                           help=_QOS_HELP["write_iops"])]
 
 
 def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[Any]:
@@ -68,19 +81,14 @@ def _udev_command(container: Any) -> list[str]:
 @app.command("add-device")
 @handles("add device")
 def add_device(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
                                         help="PERM is a subset of rwm (default rwm)")],
-    blkio_weight_device: Annotated[list[str] | None, typer.Option("--blkio-weight-device", metavar="DEV:W",
-                                                  help=_QOS_HELP["weight"])] = None,
-    device_read_bps: Annotated[list[str] | None, typer.Option("--device-read-bps", metavar="DEV:RATE",
-                                              help=_QOS_HELP["read_bps"])] = None,
-    device_write_bps: Annotated[list[str] | None, typer.Option("--device-write-bps", metavar="DEV:RATE",
-                                               help=_QOS_HELP["write_bps"])] = None,
-    device_read_iops: Annotated[list[str] | None, typer.Option("--device-read-iops", metavar="DEV:N",
-                                               help=_QOS_HELP["read_iops"])] = None,
-    device_write_iops: Annotated[list[str] | None, typer.Option("--device-write-iops", metavar="DEV:N",
-                                                help=_QOS_HELP["write_iops"])] = None,
+    blkio_weight_device: Weight = None,
+    device_read_bps: ReadBps = None,
+    device_write_bps: WriteBps = None,
+    device_read_iops: ReadIops = None,
+    device_write_iops: WriteIops = None,
     follow_partition: bool = typer.Option(False, "--follow-partition",
                                           help="also add every partition of a whole disk"),
     force: bool = typer.Option(False, "--force",
@@ -95,19 +103,15 @@ def add_device(
     qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
                       "write_bps": device_write_bps, "read_iops": device_read_iops,
                       "write_iops": device_write_iops}, "add device")
-    c = options().find(container)
-    with options().store.transaction(c.id) as record:
-        lines = device.add_devices(c, record, specs, qos=qos, follow_partition=follow_partition,
-                                   force=force, update_config_only=update_config_only,
-                                   label=container, udev_command=_udev_command(c))
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: device.add_devices(
+        c, record, specs, qos=qos, follow_partition=follow_partition, force=force,
+        update_config_only=update_config_only, label=container, udev_command=_udev_command(c)))
 
 
 @app.command("remove-device")
 @handles("remove device")
 def remove_device(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...")],
     follow_partition: bool = typer.Option(False, "--follow-partition",
                                           help="also remove the partitions of a whole disk"),
@@ -123,22 +127,18 @@ def remove_device(
         except SpecError as err:
             err.action = "parse device"
             raise
-    c = options().find(container)
-    with options().store.transaction(c.id) as record:
-        lines = device.remove_devices(c, record, refs, follow_partition=follow_partition,
-                                      label=container)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: device.remove_devices(
+        c, record, refs, follow_partition=follow_partition, label=container))
 
 
 @app.command("list-device")
 @handles("list device")
 def list_device(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
-    pretty: bool = typer.Option(False, "--pretty", "-p", help="indented JSON"),
+    container: Container,
+    pretty: Pretty = False,
     sub_partition: bool = typer.Option(False, "--sub-partition",
                                        help="also list the partitions of whole disks"),
-    fmt: str = typer.Option("table", "--format", help="table or json"),
+    fmt: Format = "table",
 ) -> None:
     """List the devices added to a container."""
     from ..resources import device
@@ -151,17 +151,12 @@ def list_device(
 @app.command("update-device")
 @handles("update device")
 def update_device(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
-    blkio_weight_device: Annotated[list[str] | None, typer.Option("--blkio-weight-device", metavar="DEV:W",
-                                                  help=_QOS_HELP["weight"])] = None,
-    device_read_bps: Annotated[list[str] | None, typer.Option("--device-read-bps", metavar="DEV:RATE",
-                                              help=_QOS_HELP["read_bps"])] = None,
-    device_write_bps: Annotated[list[str] | None, typer.Option("--device-write-bps", metavar="DEV:RATE",
-                                               help=_QOS_HELP["write_bps"])] = None,
-    device_read_iops: Annotated[list[str] | None, typer.Option("--device-read-iops", metavar="DEV:N",
-                                               help=_QOS_HELP["read_iops"])] = None,
-    device_write_iops: Annotated[list[str] | None, typer.Option("--device-write-iops", metavar="DEV:N",
-                                                help=_QOS_HELP["write_iops"])] = None,
+    container: Container,
+    blkio_weight_device: Weight = None,
+    device_read_bps: ReadBps = None,
+    device_write_bps: WriteBps = None,
+    device_read_iops: ReadIops = None,
+    device_write_iops: WriteIops = None,
 ) -> None:
     """Update the QoS limits of devices already added."""
     from ..resources import device
@@ -169,8 +164,4 @@ def update_device(
     qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
                       "write_bps": device_write_bps, "read_iops": device_read_iops,
                       "write_iops": device_write_iops}, "update device")
-    c = options().find(container)
-    with options().store.transaction(c.id) as record:
-        lines = device.update_qos(c, record, qos)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: device.update_qos(c, record, qos))

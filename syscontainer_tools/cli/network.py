@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from . import app, echo_lines, handles, not_running_note, options, render
-
-_FORMAT = typer.Option("table", "--format", help="table or json")
-_PRETTY = typer.Option(False, "--pretty", "-p", help="indented JSON")
+from . import Container, Format, Pretty, app, change, handles, options, render
 
 
 @app.command("add-nic")
 @handles("add network interface")
 def add_nic(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    container: Container,
     type: str = typer.Option(..., "--type", help="veth or eth"),
     name: str = typer.Option(..., "--name", help="[HOST:]CTR interface names; an eth needs HOST"),
     ip: str = typer.Option(None, "--ip", help="address with prefix length, IPv4 or IPv6"),
@@ -33,20 +30,15 @@ def add_nic(
 
     spec = nic.NicSpec.parse(type=type, name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu,
                              qlen=qlen)
-    opts = options()
-    c = opts.find(container)
-    with opts.store.transaction(c.id) as record:
-        lines = nic.add_nic(c, record, spec, label=container,
-                            update_config_only=update_config_only, force=force,
-                            store=opts.store)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: nic.add_nic(
+        c, record, spec, label=container, update_config_only=update_config_only, force=force,
+        store=options().store))
 
 
 @app.command("remove-nic")
 @handles("remove network interface")
 def remove_nic(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    container: Container,
     type: str = typer.Option(None, "--type", help="veth or eth"),
     name: str = typer.Option(..., "--name", help="[HOST:]CTR"),
 ) -> None:
@@ -55,18 +47,14 @@ def remove_nic(
 
     kind = nic.NicType.parse(type) if type else None
     names = nic.NicName.parse(name)
-    opts = options()
-    c = opts.find(container)
-    with opts.store.transaction(c.id) as record:
-        lines = nic.remove_nic(c, record, names, kind, label=container)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: nic.remove_nic(
+        c, record, names, kind, label=container))
 
 
 @app.command("update-nic")
 @handles("update network interface")
 def update_nic(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    container: Container,
     name: str = typer.Option(..., "--name", help="the container-side interface name"),
     ip: str = typer.Option(None, "--ip"),
     mac: str = typer.Option(None, "--mac"),
@@ -79,23 +67,18 @@ def update_nic(
     from ..resources import nic
 
     upd = nic.NicUpdate.parse(name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
-    opts = options()
-    c = opts.find(container)
-    with opts.store.transaction(c.id) as record:
-        lines = nic.update_nic(c, record, upd, label=container,
-                               update_config_only=update_config_only)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: nic.update_nic(
+        c, record, upd, label=container, update_config_only=update_config_only))
 
 
 @app.command("list-nic")
 @handles("list network interfaces")
 def list_nic(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
-    pretty: bool = _PRETTY,
+    container: Container,
+    pretty: Pretty = False,
     filter: str = typer.Option(None, "--filter", "-f",
                                help='e.g. \'{"Ip":"10.0.0.2/24","Mtu":1500}\''),
-    format: str = _FORMAT,
+    format: Format = "table",
 ) -> None:
     """List the NICs added to a container."""
     from ..resources import nic
@@ -110,7 +93,7 @@ def list_nic(
 @app.command("add-route")
 @handles("add route")
 def add_route(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    container: Container,
     routes: str = typer.Argument(..., help='[{"dest":…,"src":…,"gw":…,"dev":…}]'),
     update_config_only: bool = typer.Option(False, "--update-config-only"),
 ) -> None:
@@ -118,19 +101,14 @@ def add_route(
     from ..resources import route
 
     specs = route.parse_routes(routes)
-    opts = options()
-    c = opts.find(container)
-    with opts.store.transaction(c.id) as record:
-        lines = route.add_routes(c, record, specs, label=container,
-                                 update_config_only=update_config_only)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: route.add_routes(
+        c, record, specs, label=container, update_config_only=update_config_only))
 
 
 @app.command("remove-route")
 @handles("remove route")
 def remove_route(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
+    container: Container,
     routes: str = typer.Argument(..., help="routes as for add-route; empty fields match any"),
     update_config_only: bool = typer.Option(False, "--update-config-only"),
 ) -> None:
@@ -138,23 +116,18 @@ def remove_route(
     from ..resources import route
 
     patterns = route.parse_routes(routes, pattern=True)
-    opts = options()
-    c = opts.find(container)
-    with opts.store.transaction(c.id) as record:
-        lines = route.remove_routes(c, record, patterns, label=container,
-                                    update_config_only=update_config_only)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: route.remove_routes(
+        c, record, patterns, label=container, update_config_only=update_config_only))
 
 
 @app.command("list-route")
 @handles("list routes")
 def list_route(
-    container: str = typer.Argument(..., help="container id, id prefix or name"),
-    pretty: bool = _PRETTY,
+    container: Container,
+    pretty: Pretty = False,
     filter: str = typer.Option(None, "--filter", "-f",
                                help='e.g. \'{"dest":"10.1.0.0/16","gw":"10.0.0.1"}\''),
-    format: str = _FORMAT,
+    format: Format = "table",
 ) -> None:
     """List the routes added to a container."""
     from ..resources import route

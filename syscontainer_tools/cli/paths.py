@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import app, echo_lines, handles, not_running_note, options, render
+from . import Container, Format, Pretty, app, change, handles, options, render
 
 _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw, private, " \
               "rprivate, slave, rslave (default rw,rslave)"
@@ -15,7 +15,7 @@ _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw,
 @app.command("add-path")
 @handles("add path")
 def add_path(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    container: Container,
     paths: Annotated[list[str], typer.Argument(help=_PATHS_HELP)],
     update_config_only: bool = typer.Option(False, "--update-config-only",
                                             help="only save: mounted at the next start"),
@@ -24,37 +24,29 @@ def add_path(
     from ..resources import path
 
     specs = path.parse_all(paths)
-    c = options().find(container)
-    with options().store.transaction(c.id) as record:
-        lines = path.add_paths(c, record, specs, label=container,
-                               update_config_only=update_config_only)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: path.add_paths(
+        c, record, specs, label=container, update_config_only=update_config_only))
 
 
 @app.command("remove-path")
 @handles("remove path")
 def remove_path(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
+    container: Container,
     paths: Annotated[list[str], typer.Argument(help="HOSTPATH:CONTAINERPATH as added")],
 ) -> None:
     """Unmount paths added with add-path from a container; host data stays."""
     from ..resources import path
 
     specs = path.parse_all(paths)
-    c = options().find(container)
-    with options().store.transaction(c.id) as record:
-        lines = path.remove_paths(c, record, specs, label=container)
-    echo_lines(lines)
-    not_running_note(c, container)
+    change(container, lambda c, record: path.remove_paths(c, record, specs, label=container))
 
 
 @app.command("list-path")
 @handles("list path")
 def list_path(
-    container: Annotated[str, typer.Argument(help="container id, id prefix or name")],
-    pretty: bool = typer.Option(False, "--pretty", "-p", help="indented JSON"),
-    fmt: str = typer.Option("table", "--format", help="table or json"),
+    container: Container,
+    pretty: Pretty = False,
+    fmt: Format = "table",
 ) -> None:
     """List the paths added to a container."""
     from ..resources import path

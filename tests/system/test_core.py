@@ -130,3 +130,11 @@ def test_from_oci_state_reads_bundle(pair):
     assert c.running and c.rootfs == str(a.rootfs) and c.pid_start is not None
     with pytest.raises(ToolError, match="config.json"):
         Container.from_oci_state({"id": "x", "pid": 1, "bundle": "/nonexistent-bundle"})
+
+
+def test_relabel_says_selinux_is_off(pair, tool):
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("SELinux is on here")
+    r = tool("relabel", pair[0].id)
+    assert r.returncode == 1
+    assert r.stderr.startswith("Failed to relabel: SELinux is not enabled on this host")

@@ -3,7 +3,6 @@ poststop, re-create NICs and routes in the new namespace of a restart."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import sys
@@ -113,14 +112,20 @@ def _hooks_for(state_dir: str) -> dict:
     return {"prestart": [entry("prestart")], "poststop": [entry("poststop")]}
 
 
-def test_runc_hooks_bring_nics_and_routes_back(make_container, tool, state_dir, setup):
-    """End to end: runc runs syscontainer-hooks at prestart and poststop."""
-    if importlib.util.find_spec("syscontainer_tools.hooks") is None:
-        pytest.skip("syscontainer_tools.hooks is not in this tree (it comes with the hooks "
-                    "branch)")
+def test_runc_hooks_bring_everything_back(make_container, make_loop, tool, state_dir, setup,
+                                         tmp_path):
+    """End to end: runc runs syscontainer-hooks at prestart and poststop; a
+    device, a path, a veth on a bridge, a route and a physical-NIC stand-in
+    all come back after restarts, checked from inside."""
     eth, _, mac = setup
     c = make_container("hk-net", hooks=_hooks_for(state_dir))
+    loop = make_loop(8)
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "f").write_text("shared\n")
     try:
+        tool("add-device", c.id, f"{loop.path}:/dev/vdb", check=True)
+        tool("add-path", c.id, f"{share}:/mnt/share", check=True)
         tool("add-nic", "--type", "veth", "--name", f"{PREFIX}kh:eth1", "--ip",
              f"{NET}.195/27", "--bridge", BRIDGE, c.id, check=True)
         tool("add-route", c.id, f'[{{"dest":"10.215.0.0/16","gw":"{NET}.193"}}]', check=True)
@@ -138,6 +143,10 @@ def test_runc_hooks_bring_nics_and_routes_back(make_container, tool, state_dir, 
             assert addrs(ns, "eth1") == {f"{NET}.195/27"}
             assert addrs(ns, "eth2") == {f"{NET6}::7/64"}
             assert ("10.215.0.0/16", f"{NET}.193", "eth1") in routes(ns, socket.AF_INET)
+        major, minor = loop.majmin
+        assert c.exec("stat", "-c", "%F %t:%T", "/dev/vdb").stdout.split()[-1] == \
+            f"{major:x}:{minor:x}"
+        assert c.exec("cat", "/mnt/share/f").stdout == "shared\n"
         assert eth not in host_links()
         c.stop()  # the poststop hook gives the eth back and deletes the veth
         assert eth in host_links() and f"{PREFIX}kh" not in host_links()
