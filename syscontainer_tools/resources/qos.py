@@ -147,8 +147,11 @@ class BlkioCgroup:
             raise ToolError(f"cannot set the blkio weight of {path}: this kernel has no per-device "
                             "weights (blkio.weight_device needs the CFQ or BFQ I/O scheduler)",
                             hint="check that the OS supports BFQ block device weights")
+        # CFQ's file takes 0 to drop a device's weight; BFQ's refuses 0 (ERANGE)
+        # and takes "default" instead
+        unset = "default" if name == "blkio.bfq.weight_device" else "0"
         try:
-            cgroup.write(self.directory, name, f"{dev} {value}")
+            cgroup.write(self.directory, name, f"{dev} {value if value else unset}")
         except ToolError as err:
             raise _weight_error(path, err) from None
 

@@ -108,3 +108,14 @@ def test_blkio_weight(make_container, make_loop, tool, state_dir):
     assert proc.returncode == 0, proc.stderr
     text = Path(f"/sys/fs/cgroup/blkio/{ctr.id}/blkio.bfq.weight_device").read_text()
     assert f"{major}:{minor} 500" in text
+    # 0 drops the weight (BFQ takes "default" for that), and so does removing the device
+    proc = tool("update-device", ctr.id, "--blkio-weight-device", f"{loop.path}:0")
+    assert proc.returncode == 0, proc.stderr
+    text = Path(f"/sys/fs/cgroup/blkio/{ctr.id}/blkio.bfq.weight_device").read_text()
+    assert f"{major}:{minor}" not in text
+    proc = tool("update-device", ctr.id, "--blkio-weight-device", f"{loop.path}:300")
+    assert proc.returncode == 0, proc.stderr
+    proc = tool("remove-device", ctr.id, loop.path)
+    assert proc.returncode == 0, proc.stderr
+    text = Path(f"/sys/fs/cgroup/blkio/{ctr.id}/blkio.bfq.weight_device").read_text()
+    assert f"{major}:{minor}" not in text
