@@ -244,6 +244,7 @@ class Plan:
     items: list[tuple[str, bool, int]]   # (container path, is the directory, clone fd or -1)
     owner: tuple[int, int] | None = None
     umount_only: bool = False
+    slave_late: bool = False    # no mount_setattr (kernel < 5.12): make slave after attaching
 
 
 @dataclass
@@ -279,6 +280,18 @@ def _umount_fd(procfd: int, fd: int, what: str) -> None:
     os.fchdir(procfd)
     try:
         syscalls.umount(f"self/fd/{fd}", syscalls.MNT_DETACH)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, what) from None
+    finally:
+        os.chdir("/")
+
+
+def _make_slave_fd(procfd: int, fd: int, what: str) -> None:
+    """mount(2) fallback of mount_setattr: make the mount ``fd`` is the root
+    of a slave, through the host's /proc/self/fd/N."""
+    os.fchdir(procfd)
+    try:
+        syscalls.mount(None, f"self/fd/{fd}", None, syscalls.MS_SLAVE)
     except OSError as err:
         raise OSError(err.errno, err.strerror, what) from None
     finally:
@@ -352,6 +365,8 @@ def apply_plan(plan: Plan) -> Report:
                     continue
                 syscalls.move_mount(clone, fd, path)
                 attached.append((clone, path))
+                if plan.slave_late:
+                    _make_slave_fd(plan.procfd, clone, path)
                 (report.replaced if stale else report.mounted).append(path)
             finally:
                 os.close(fd)
@@ -370,10 +385,13 @@ def apply_plan(plan: Plan) -> Report:
 # --- from the host -------------------------------------------------------------
 
 @contextlib.contextmanager
-def _clones(dmn: Daemon) -> Iterator[dict[str, int]]:
+def _clones(dmn: Daemon) -> Iterator[tuple[dict[str, int], bool]]:
     """Detached slave copies of every lxcfs file the daemon offers, plus its
-    root, keyed by the path relative to the lxcfs directory ("" = root)."""
+    root, keyed by the path relative to the lxcfs directory ("" = root); and
+    whether they still have to be made slaves after attaching (no
+    mount_setattr before Linux 5.12)."""
     fds: dict[str, int] = {}
+    late = False
     try:
         for rel in ["", *(rel for rel, _ in FILE_TARGETS)]:
             src = os.path.join(dmn.directory, rel) if rel else dmn.directory
@@ -388,8 +406,15 @@ def _clones(dmn: Daemon) -> Iterator[dict[str, int]]:
                                        f"({err.strerror})") from None
                 raise
             fds[rel] = fd
-            syscalls.mount_setattr(fd, src, propagation=syscalls.MS_SLAVE, recursive=False)
-        yield fds
+            if not late:
+                try:
+                    syscalls.mount_setattr(fd, src, propagation=syscalls.MS_SLAVE,
+                                           recursive=False)
+                except OSError as err:
+                    if err.errno != errno.ENOSYS:
+                        raise
+                    late = True
+        yield fds, late
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -424,13 +449,13 @@ def mount_into(container: Any, pidfd: int, dmn: Daemon) -> Report:
         owner = None
     procfd = _procfd()
     try:
-        with _clones(dmn) as fds:
+        with _clones(dmn) as (fds, slave_late):
             # the directory last: its mount point may have to be made, and
             # a failure there shows the rollback of the files
             items = [(path, False, fds.get(rel, -1)) for rel, path in FILE_TARGETS]
             items.append((dmn.directory, True, fds.get("", -1)))
-            plan = Plan(procfd=procfd, live_dev=dmn.dev,
-                        lxcfs_devs=_lxcfs_devs(pid), items=items, owner=owner)
+            plan = Plan(procfd=procfd, live_dev=dmn.dev, lxcfs_devs=_lxcfs_devs(pid),
+                        items=items, owner=owner, slave_late=slave_late)
             return ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT,
                              rootfs=container.rootfs)
     finally:

@@ -439,6 +439,35 @@ def test_container_mounts_under_lxcfs_dir_stay_inside(live: Env) -> None:
         os.close(pidfd)
 
 
+def test_mount_without_mount_setattr_is_still_a_slave(live: Env,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels before 5.12 lack mount_setattr: the clones are made slaves with
+    mount(2) after attaching, and nothing mounted inside leaks to the host."""
+    from syscontainer_tools.engines import Engine, find
+
+    def no_mount_setattr(*args: Any, **kw: Any) -> None:
+        import errno
+
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    ctr = live.container("nosetattr", hook=False)
+    monkeypatch.setattr(syscalls, "mount_setattr", no_mount_setattr)
+    c = find(ctr.id, Engine.RUNC, live.root)
+    with c.init_process() as pidfd:
+        report = mounts.mount_into(c, pidfd, mounts.daemon(live.directory))
+        assert "/proc/meminfo" in report.mounted
+        assert memtotal(ctr) == MEMORY // 1024
+        inside = [e for e in mounts.read_mountinfo(ctr.pid) if e.fstype == mounts.FSTYPE]
+        assert inside and all(any(o.startswith("master:") for o in e.optional)
+                              for e in inside), inside
+        target = f"{live.directory}/proc"
+        ns.run_in(pidfd, ctr.pid, _mount_tmpfs, target)
+        try:
+            assert [e for e in mounts.read_mountinfo() if e.source == "lxcfs-leak-probe"] == []
+        finally:
+            ns.run_in(pidfd, ctr.pid, _umount_in, target)
+
+
 # --- the CLI's edges -----------------------------------------------------------------
 
 def test_cli_errors(live: Env) -> None:
