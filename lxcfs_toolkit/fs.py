@@ -121,7 +121,7 @@ class LxcfsOperations:
                      "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
         self._file_attrs = {path: {**file_attr, "st_size": self._size_bound(path)}
                             for path in FILES}
-        self._renderers: dict[str, Callable[[Membership, int, int | None], bytes]] = {
+        self._renderers: dict[str, Callable[[Membership, int, int | None, int], bytes]] = {
             "meminfo": self._meminfo,
             "cpuinfo": self._cpuinfo_view,
             "stat": self._stat,
@@ -220,7 +220,8 @@ class LxcfsOperations:
             hit = self._cache.get(key)
             if hit is not None and hit[0] > now:
                 return hit[1]
-            data = self._renderers[kind](parse_proc_cgroup(cg_text.decode("utf-8", "replace")), target, init)
+            membership = parse_proc_cgroup(cg_text.decode("utf-8", "replace"))
+            data = self._renderers[kind](membership, target, init, pid)
             self._remember(key, now, data)
             return data
         except ReaderGone as err:
@@ -257,14 +258,14 @@ class LxcfsOperations:
     def _cpuset(self, m: Membership) -> CpuSet | None:
         return self.reader.cpuset(m, self._host_cpus(), self.cfs_quota)
 
-    def _meminfo(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _meminfo(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         return render_meminfo(self.reader.memory(m), self._host("meminfo"))
 
-    def _swaps(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _swaps(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         mem = self.reader.memory(m)
         return render_swaps(mem, self._host("meminfo"), self._host("swaps"))
 
-    def _cpuinfo_view(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _cpuinfo_view(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         now = self.clock()
         when, host = self._cpuinfo
         if now - when > CPUINFO_TTL or not host:
@@ -272,14 +273,14 @@ class LxcfsOperations:
             self._cpuinfo = (now, host)
         return render_cpuinfo(self._cpuset(m), host)
 
-    def _cpu_online(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _cpu_online(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         host = read_bytes(self.cpu_online_path) or b"0\n"
         return render_cpu_online(self._cpuset(m), host)
 
-    def _stat(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _stat(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         return render_stat(self._cpuset(m), self.reader.cpu_usage(m), self._host("stat"), self.clk_tck)
 
-    def _uptime(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _uptime(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         if init is None:
             return self._host("uptime")  # the host's pid namespace: the host's uptime
         stat_text = read_bytes(f"{self.proc}/{init}/stat")
@@ -292,15 +293,15 @@ class LxcfsOperations:
         usage = self.reader.cpu_usage(m)
         return render_uptime(age, ncpus, usage.total_ns if usage else None)
 
-    def _diskstats(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _diskstats(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         return render_diskstats(self.reader.io(m), self._host("diskstats"))
 
-    def _partitions(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _partitions(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         return render_partitions(self.reader.io(m), self._host("partitions"))
 
-    def _loadavg(self, m: Membership, pid: int, init: int | None) -> bytes:
+    def _loadavg(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         tids = self.reader.tasks(m)
         if tids is None:
             return render_loadavg(None, self._host("loadavg"))
         key = repr(sorted(m.v1.items())) + str(m.v2)
-        return render_loadavg(self.loads.sample(key, tids, self.proc), b"")
+        return render_loadavg(self.loads.sample(key, tids, self.proc, reader), b"")

@@ -25,10 +25,18 @@ WINDOWS = (60.0, 300.0, 900.0)
 FORGET_AFTER = 900.0
 
 
-def count_states(tids: Iterable[int], proc: str = "/proc") -> tuple[int, int, int]:
-    """(running, uninterruptible, last tid seen alive) among the given threads."""
+def count_states(tids: Iterable[int], proc: str = "/proc",
+                 reader: int = 0) -> tuple[int, int, int]:
+    """(running, uninterruptible, last tid seen alive) among the given threads.
+
+    ``reader`` (the thread reading /proc/loadavg, blocked in D on the FUSE
+    request right now) is not counted: an idle container would otherwise
+    always show a load of 1."""
     running = blocked = last = 0
     for tid in tids:
+        if tid == reader:
+            last = max(last, tid)
+            continue
         data = read_bytes(f"{proc}/{tid}/stat")
         if not data:
             continue
@@ -55,8 +63,8 @@ class LoadTracker:
         self._state: dict[str, _Averages] = {}
         self._last_sweep = clock()
 
-    def sample(self, key: str, tids: list[int], proc: str = "/proc") -> Load:
-        running, blocked, last = count_states(tids, proc)
+    def sample(self, key: str, tids: list[int], proc: str = "/proc", reader: int = 0) -> Load:
+        running, blocked, last = count_states(tids, proc, reader)
         active = running + blocked
         now = self._clock()
         with self._lock:

@@ -335,6 +335,12 @@ def test_loadavg_counts_the_cgroups_own_tasks(py_lxcfs: str, limited: Cgroups) -
     finally:
         spin.kill()
         spin.wait()
+    # idle: the reader itself (blocked on the FUSE read) is not load
+    for _ in range(3):
+        time.sleep(0.15)  # past the 100 ms cache
+        got = read_as(limited, [f"{py_lxcfs}/proc/loadavg"])
+        running = int(next(iter(got.values())).split()[3].split("/")[0])
+        assert running == 0
 
 
 def test_diskstats_work_without_cfq(py_lxcfs: str, limited: Cgroups, tmp_path: Path) -> None:

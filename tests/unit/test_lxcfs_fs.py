@@ -209,5 +209,7 @@ def test_malformed_files_and_renderer_bugs_become_eio(env: tuple[LxcfsOperations
 def test_loadavg_of_the_cgroups_own_tasks(env: tuple[LxcfsOperations, Path, Clock, list[int]]) -> None:
     ops, cg, _, _ = env
     (cg / "ctr/app/cgroup.threads").write_text("100\n101\n")
+    Path(ops.proc, "101", "stat").write_text("101 (a) R 1 " + "0 " * 30 + "\n")
+    # the reader (pid 100, blocked on this very read) is not counted, even as R
     Path(ops.proc, "100", "stat").write_text("100 (a) R 1 " + "0 " * 30 + "\n")
     assert read_all(ops, "/proc/loadavg") == b"1.00 1.00 1.00 1/2 101\n"
