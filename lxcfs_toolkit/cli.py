@@ -59,7 +59,7 @@ _PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInter
 @app.callback()
 def _global(
     lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
-                                  help="lxcfs directory [default: /var/lib/lxc/lxcfs]"),
+                                  help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)"),
     engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
                                help="auto, isula, docker, podman, runc or crun"),
     runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
@@ -208,8 +208,8 @@ def _each(action: str, containers: list[Any], fn: Any) -> None:
 # --- commands ----------------------------------------------------------------
 
 @app.command("serve")
-def serve(mountpoint: str = typer.Argument(None, help="where to mount [default: the lxcfs "
-                                                      "directory]")) -> None:
+def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: the lxcfs "
+                                                      "directory)")) -> None:
     """Mount the Python lxcfs and serve it in the foreground until SIGTERM/SIGINT."""
     with _handles("serve lxcfs"):
         target = mountpoint or _directory()
@@ -228,7 +228,8 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount [default: 
 
 @app.command("remount")
 def remount(
-    target: str = typer.Argument(None, metavar="all|CONTAINER"),
+    target: str = typer.Argument(None, metavar="all|CONTAINER",
+                                 help="every running container with lxcfs mounts, or one"),
     all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
                                                         "mounts"),
     container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),
@@ -257,7 +258,8 @@ def remount(
 
 @app.command("umount")
 def umount(
-    target: str = typer.Argument(None, metavar="all|CONTAINER"),
+    target: str = typer.Argument(None, metavar="all|CONTAINER",
+                                 help="every running container with lxcfs mounts, or one"),
     all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
                                                         "mounts"),
     container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="never gather the daemon's threads on one CPU")
     parser.add_argument("--single-thread", action="store_true",
                         help="serve every request on one thread (libfuse -s)")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

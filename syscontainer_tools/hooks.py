@@ -43,14 +43,19 @@ class HookError(Exception):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="syscontainer-hooks",
-                                description="OCI hook of syscontainer-tools")
+    p = argparse.ArgumentParser(
+        prog="syscontainer-hooks",
+        description="OCI hook of syscontainer-tools: reads the OCI state (id, pid, bundle) on "
+                    "stdin; prestart re-applies the container's saved devices, paths, NICs and "
+                    "routes, poststop returns its physical NICs to the host.")
     p.add_argument("--state", required=True, choices=["prestart", "poststart", "poststop"],
                    help="the OCI hook stage this call is for")
     p.add_argument("--log", help="append diagnostics to this file")
     p.add_argument("--state-dir", default=os.environ.get("SYSCONTAINER_STATE_DIR",
-                                                         "/var/lib/syscontainer-tools"))
-    p.add_argument("--debug", action="store_true")
+                                                         "/var/lib/syscontainer-tools"),
+                   help="saved resources (default: $SYSCONTAINER_STATE_DIR, else "
+                        "/var/lib/syscontainer-tools)")
+    p.add_argument("--debug", action="store_true", help="debug logging, tracebacks on errors")
     return p.parse_args(argv)
 
 

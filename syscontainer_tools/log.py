@@ -28,6 +28,8 @@ def setup(*, debug: bool = False, logfile: str | None = None, fmt: str = "text",
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    # pyroute2 logs every netlink message at debug: ours is what --debug is for
+    logging.getLogger("pyroute2").setLevel(logging.INFO if debug else logging.WARNING)
     formatter: logging.Formatter
     if fmt == "json":
         formatter = _JSONFormatter()
@@ -40,5 +42,7 @@ def setup(*, debug: bool = False, logfile: str | None = None, fmt: str = "text",
     if stderr:
         sh = logging.StreamHandler(sys.stderr)
         sh.setLevel(logging.DEBUG if debug else logging.WARNING)
+        # the CLI prints its own result and failure lines; they are logged for --log only
+        sh.addFilter(lambda record: record.name != "syscontainer_tools.cli")
         sh.setFormatter(formatter if debug else logging.Formatter("%(levelname)s: %(message)s"))
         root.addHandler(sh)

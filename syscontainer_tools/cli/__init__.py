@@ -90,6 +90,12 @@ def fail(action: str, message: str, hint: str | None = None) -> None:
     raise typer.Exit(1)
 
 
+def _log_failure(action: str, message: str) -> None:
+    import logging
+
+    logging.getLogger("syscontainer_tools.cli").error("Failed to %s: %s", action, message)
+
+
 def handles(action: str) -> Callable[[F], F]:
     """Turn library errors raised by a command into the contract's stderr line."""
 
@@ -103,10 +109,12 @@ def handles(action: str) -> Callable[[F], F]:
             except ToolError as err:
                 if _options.debug:
                     traceback.print_exc()
+                _log_failure(err.action or action, err.message)
                 fail(err.action or action, err.message, err.hint)
             except OSError as err:
                 if _options.debug:
                     traceback.print_exc()
+                _log_failure(action, oserror_text(err))
                 fail(action, oserror_text(err))
             except Exception as err:  # noqa: BLE001 - never a traceback for the user
                 if _options.debug:
@@ -138,8 +146,13 @@ def change(ref: str, apply: Callable[[Any, Any], list[str]]) -> None:
 
 
 def echo_lines(lines: Iterable[str]) -> None:
+    """Print result lines; they also go to the --log file, if any."""
+    import logging
+
+    log = logging.getLogger("syscontainer_tools.cli")
     for line in lines:
         typer.echo(line)
+        log.info("%s", line)
 
 
 def not_running_note(container: Any, ref: str) -> None:

@@ -112,7 +112,8 @@ def add_device(
 @handles("remove device")
 def remove_device(
     container: Container,
-    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...")],
+    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
+                                                 help="devices as added")],
     follow_partition: bool = typer.Option(False, "--follow-partition",
                                           help="also remove the partitions of a whole disk"),
 ) -> None:

@@ -56,12 +56,13 @@ def remove_nic(
 def update_nic(
     container: Container,
     name: str = typer.Option(..., "--name", help="the container-side interface name"),
-    ip: str = typer.Option(None, "--ip"),
-    mac: str = typer.Option(None, "--mac"),
-    bridge: str = typer.Option(None, "--bridge"),
-    mtu: str = typer.Option(None, "--mtu"),
-    qlen: str = typer.Option(None, "--qlen"),
-    update_config_only: bool = typer.Option(False, "--update-config-only"),
+    ip: str = typer.Option(None, "--ip", help="new address with prefix length, IPv4 or IPv6"),
+    mac: str = typer.Option(None, "--mac", help="new MAC address (veth only)"),
+    bridge: str = typer.Option(None, "--bridge", help="move the veth's host end to this bridge"),
+    mtu: str = typer.Option(None, "--mtu", help="68-65535"),
+    qlen: str = typer.Option(None, "--qlen", help="transmit queue length"),
+    update_config_only: bool = typer.Option(False, "--update-config-only",
+                                            help="only save, change nothing live"),
 ) -> None:
     """Change ip, mac, bridge, mtu or qlen of a NIC added before."""
     from ..resources import nic
@@ -95,7 +96,8 @@ def list_nic(
 def add_route(
     container: Container,
     routes: str = typer.Argument(..., help='[{"dest":…,"src":…,"gw":…,"dev":…}]'),
-    update_config_only: bool = typer.Option(False, "--update-config-only"),
+    update_config_only: bool = typer.Option(False, "--update-config-only",
+                                            help="only save, change nothing live"),
 ) -> None:
     """Add routes to a container; an empty dest is the default route."""
     from ..resources import route
@@ -110,7 +112,8 @@ def add_route(
 def remove_route(
     container: Container,
     routes: str = typer.Argument(..., help="routes as for add-route; empty fields match any"),
-    update_config_only: bool = typer.Option(False, "--update-config-only"),
+    update_config_only: bool = typer.Option(False, "--update-config-only",
+                                            help="only save, change nothing live"),
 ) -> None:
     """Remove routes added before."""
     from ..resources import route

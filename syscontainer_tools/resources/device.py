@@ -127,7 +127,8 @@ class DeviceRef:
             (self.container is None or item["container"] == self.container)
 
     def __str__(self) -> str:
-        return f"{self.host or ''}:{self.container or ''}"
+        return ":".join(p for p in (self.host, self.container) if p) if self.host \
+            else f":{self.container}"
 
 
 # --- nodes inside the container (these run in a forked child) ---------------------

@@ -53,9 +53,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 FIELDS = ("Ip", "Mac", "Mtu", "Qlen", "Type", "Bridge", "HostNicName", "CtrNicName")
-COLUMNS = (("Type", "TYPE"), ("HostNicName", "HOST NIC"), ("CtrNicName", "CONTAINER NIC"),
-           ("Ip", "IP"), ("Mac", "MAC"), ("Mtu", "MTU"), ("Qlen", "QLEN"),
-           ("Bridge", "BRIDGE"))
+COLUMNS = (("Type", "Type"), ("HostNicName", "Host NIC"), ("CtrNicName", "Container NIC"),
+           ("Ip", "IP"), ("Mac", "MAC"), ("Mtu", "MTU"), ("Qlen", "Qlen"),
+           ("Bridge", "Bridge"))
 MAX_ETH = 8
 DEFAULT_MTU = 1500
 DEFAULT_QLEN = 1000

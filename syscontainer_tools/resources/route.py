@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 KEYS = ("dest", "src", "gw", "dev")
-COLUMNS = (("dest", "DEST"), ("src", "SRC"), ("gw", "GW"), ("dev", "DEV"))
+COLUMNS = (("dest", "Destination"), ("src", "Source"), ("gw", "Gateway"), ("dev", "Device"))
 MAIN_TABLE = 254
 RT_SCOPE_LINK = 253
 

@@ -18,16 +18,20 @@ def host_snapshot() -> dict[str, object]:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f]
+    # only what the demo names (scdemo*): other tests may run beside this one
     return {
-        "links": sorted(line.split(": ")[1].split("@")[0] for line in links.splitlines()),
+        "links": sorted(name for line in links.splitlines()
+                        if "scdemo" in (name := line.split(": ")[1].split("@")[0])),
         "loops": sorted(line for line in loops.splitlines() if "scdemo" in line),
-        "mounts": sorted(m for m in mounts if "scdemo" in m or "lxcfs" in m),
+        "mounts": sorted(m for m in mounts if "scdemo" in m),
         "run": Path("/run/scdemo").exists(),
+        "runc": Path("/run/scdemo/runc").exists(),
     }
 
 
 def test_demo_runs_and_leaves_nothing_behind():
     before = host_snapshot()
+    assert before == {"links": [], "loops": [], "mounts": [], "run": False, "runc": False}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--yes"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     out = proc.stdout + proc.stderr

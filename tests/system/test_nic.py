@@ -90,7 +90,7 @@ def test_veth_on_bridge_ping_update_remove(make_container, tool, state_dir, brid
         pretty = tool("list-nic", "--pretty", a.id, check=True).stdout
         assert json.loads(pretty) == rows and "\n    " in pretty
         table = tool("list-nic", a.id, check=True).stdout
-        assert "eth1" in table and ha in table and "HOST NIC" in table
+        assert "eth1" in table and ha in table and "Host NIC" in table
         assert json.loads(tool("list-nic", "--format", "json", "--filter",
                                json.dumps({"ip": f"{NET}.2/24", "MTU": 1400}), a.id,
                                check=True).stdout) == rows
