@@ -1,0 +1,1 @@
+complete --command lxcfs-toolkit --no-files --arguments "(env _LXCFS_TOOLKIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) lxcfs-toolkit)" --condition "env _LXCFS_TOOLKIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) lxcfs-toolkit"

@@ -1,0 +1,1 @@
+complete --command syscontainer-tools --no-files --arguments "(env _SYSCONTAINER_TOOLS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) syscontainer-tools)" --condition "env _SYSCONTAINER_TOOLS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) syscontainer-tools"
