@@ -96,18 +96,12 @@ def _log() -> Any:
 def load_modules(names: list[str]) -> None:
     if not names:
         return
-    import subprocess
+    from .command import last_line, run
 
-    argv = ["modprobe", "-a", "--", *names]
-    _log().info("+ %s", " ".join(argv))
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
-    except FileNotFoundError:
-        raise HookError("KERNEL_MODULES: modprobe not found") from None
+    proc = run(["modprobe", "-a", "--", *names], check=False)
     if proc.returncode != 0:
-        reason = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        raise HookError(f"KERNEL_MODULES: modprobe {' '.join(names)} failed: {reason[0]}")
+        reason = last_line(proc.stderr) or f"exit status {proc.returncode}"
+        raise HookError(f"KERNEL_MODULES: modprobe {' '.join(names)} failed: {reason}")
 
 
 def prestart(state: dict[str, Any], state_dir: str) -> list[str]:

@@ -181,13 +181,9 @@ def link_names(ipr: IPRoute) -> set[str]:
 # --- Open vSwitch ---------------------------------------------------------
 
 def _ovs(*args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["ovs-vsctl", "--timeout=10", *args]
-    log.debug("+ %s", " ".join(argv))
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
-    if "OVS_RUNDIR" in os.environ:
-        env["OVS_RUNDIR"] = os.environ["OVS_RUNDIR"]
-    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=env, check=False)
+    from . import command
+
+    return command.run(["ovs-vsctl", "--timeout=10", *args], check=False, timeout=30)
 
 
 def is_ovs_bridge(name: str) -> bool:

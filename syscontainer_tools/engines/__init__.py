@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
 from types import ModuleType
 
+from ..command import clean_env
 from ..errors import NotFound, ToolError
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,6 @@ def engines_for(selected: Engine) -> list[Engine]:
     return [e for e in Engine if e is not Engine.AUTO and shutil.which(e.binary)]
 
 
-def _clean_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "CONTAINER_HOST", "DOCKER_HOST",
-            "ISULAD_HOST")
-    return {k: os.environ[k] for k in keep if k in os.environ} | {"LC_ALL": "C"}
-
-
 def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidate]:
     """All containers the selected engines know, listed concurrently.
 
@@ -87,7 +81,7 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
         try:
             procs.append((engine, argv, subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=_clean_env())))
+                stderr=subprocess.PIPE, env=clean_env())))
         except OSError as err:
             if selected is not Engine.AUTO:
                 raise ToolError(f"cannot run {argv[0]}: {err.strerror}") from None

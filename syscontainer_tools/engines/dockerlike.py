@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from .. import command
 from ..container import Container, load_spec, start_time_or_none
 from ..errors import NotFound, ToolError
-from . import Candidate, Engine, _clean_env
+from . import Candidate, Engine
 
 LIST_FORMAT = "{{.ID}}\t{{.Names}}"
 
@@ -37,10 +37,9 @@ def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
 
 
 def run_inspect(argv: list[str], ref: str) -> dict[str, Any]:
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=_clean_env(), check=False)
+    proc = command.run(argv, check=False)
     if proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or [""])[-1]
+        msg = command.last_line(proc.stderr)
         if "no such" in msg.lower() or "not found" in msg.lower():
             raise NotFound(f"container {ref!r} not found in {argv[0]}")
         raise ToolError(f"{' '.join(argv)} failed: {msg}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Any
 
+from .. import command
 from ..container import Container, load_spec, start_time_or_none
 from ..errors import NotFound, ToolError
-from . import Candidate, Engine, _clean_env
+from . import Candidate, Engine
 
 DEFAULT_ROOTS = {Engine.RUNC: "/run/runc", Engine.CRUN: "/run/crun"}
 
@@ -34,10 +34,9 @@ def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
 
 def state(engine: Engine, cid: str, runtime_root: str | None) -> dict[str, Any]:
     argv = _base(engine, runtime_root) + ["state", cid]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=_clean_env(), check=False)
+    proc = command.run(argv, check=False)
     if proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or [""])[-1]
+        msg = command.last_line(proc.stderr)
         if "does not exist" in msg or "not found" in msg.lower():
             raise NotFound(f"container {cid!r} not found in {engine.value}")
         raise ToolError(f"{' '.join(argv)} failed: {msg}")

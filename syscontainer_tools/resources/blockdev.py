@@ -16,10 +16,10 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import command
 from ..errors import SpecError, ToolError
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,6 @@ def _reload() -> None:
     if not udevadm:
         return
     try:
-        subprocess.run([udevadm, "control", "--reload"], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=10, check=False, env={"LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired) as err:
-        log.debug("udevadm control --reload: %s", err)
+        command.run([udevadm, "control", "--reload"], check=True, timeout=10)
+    except ToolError as err:
+        log.debug("%s", err)

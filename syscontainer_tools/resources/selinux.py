@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 
+from .. import command
 from ..container import Container
 from ..errors import ToolError
 from ..state import Record
@@ -46,11 +46,6 @@ def relabel(container: Container, record: Record, *, label: str,
                         "in its OCI config)")
     lines = []
     for path in targets(container, record):
-        argv = ["chcon", "-R", "--", context, path]
-        log.debug("+ %s", " ".join(argv))
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
-        if proc.returncode != 0:
-            raise ToolError(f"chcon {context} {path}: {proc.stderr.strip()}")
+        command.run(["chcon", "-R", "--", context, path])
         lines.append(f"Relabel ({path}) of container({label}) with {context} done.")
     return lines
