@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A narrated demo on a real busybox system container under runc.
 
-    sudo scripts/demo.sh          (sets the machine up, then runs this)
-    sudo .venv/bin/python scripts/demo.py [--yes]
+    scripts/demo.sh [--yes]                (as root: sets the machine up, then runs this)
+    .venv/bin/python scripts/demo.py [--yes]
 
 It starts this project's Python lxcfs, runs a container with both hooks in
 its config.json, then gives it a loop device with a read-bps limit, a veth
