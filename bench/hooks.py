@@ -28,19 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import make_bundle, run, start
+
 BIN = Path(sys.executable).parent
 PREFIX = f"sctbh{os.getpid() % 10000}"
-
-
-def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    check = kw.pop("check_rc", True)
-    proc = subprocess.run(argv, check=False, **kw)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc
 
 
 class Bench:
@@ -69,44 +60,27 @@ class Bench:
 
     def container(self, name: str, times: Path) -> str:
         cid = f"{PREFIX}-{name}"
-        bundle = self.work / cid
-        rootfs = bundle / "rootfs"
-        for d in ("bin", "dev", "proc", "sys", "etc", "tmp", "mnt"):
-            (rootfs / d).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(shutil.which("busybox") or "/bin/busybox", rootfs / "bin" / "busybox")
-        for applet in ("sh", "sleep", "ls", "ip", "cat"):
-            (rootfs / "bin" / applet).symlink_to("busybox")
-        run(["runc", "spec", "--bundle", str(bundle)])
-        cfg = json.loads((bundle / "config.json").read_text())
-        cfg["process"].update(terminal=False, args=["/bin/sleep", "1000000"])
-        cfg["root"]["readonly"] = False
         shim = str(self.shim(times))
         args = ["--state-dir", self.state]
-        cfg["hooks"] = {"prestart": [{"path": shim, "args": [shim, "--state", "prestart", *args]}],
-                        "poststop": [{"path": str(BIN / "syscontainer-hooks"),
-                                      "args": ["syscontainer-hooks", "--state", "poststop",
-                                               *args]}]}
-        (bundle / "config.json").write_text(json.dumps(cfg))
+        hooks = {"prestart": [{"path": shim, "args": [shim, "--state", "prestart", *args]}],
+                 "poststop": [{"path": str(BIN / "syscontainer-hooks"),
+                               "args": ["syscontainer-hooks", "--state", "poststop", *args]}]}
+        make_bundle(self.work / cid, ("sh", "sleep", "ls", "ip", "cat"), hooks)
         self.ids.append(cid)
         self.start(cid)
         return cid
 
     def start(self, cid: str) -> None:
-        with open(self.work / f"{cid}.log", "w") as log:
-            proc = subprocess.run(["runc", "--root", self.root, "run", "-d", cid],
-                                  cwd=self.work / cid, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=log, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f"runc run {cid}: {(self.work / f'{cid}.log').read_text()}")
+        start(self.root, cid, self.work / cid)
 
     def stop(self, cid: str) -> None:
-        run(["runc", "--root", self.root, "kill", cid, "KILL"], check_rc=False)
+        run(["runc", "--root", self.root, "kill", cid, "KILL"], check=False)
         for _ in range(200):
-            st = run(["runc", "--root", self.root, "state", cid], check_rc=False)
+            st = run(["runc", "--root", self.root, "state", cid], check=False)
             if st.returncode != 0 or json.loads(st.stdout)["status"] == "stopped":
                 break
             time.sleep(0.02)
-        run(["runc", "--root", self.root, "delete", "--force", cid], check_rc=False)
+        run(["runc", "--root", self.root, "delete", "--force", cid], check=False)
 
     def tool(self, *args: str) -> None:
         run([str(BIN / "syscontainer-tools"), *args], env=self.env)
@@ -139,9 +113,9 @@ class Bench:
 
     def cleanup(self) -> None:
         steps = ([lambda c=cid: self.stop(c) for cid in self.ids]
-                 + [lambda x=link: run(["ip", "link", "del", x], check_rc=False)
+                 + [lambda x=link: run(["ip", "link", "del", x], check=False)
                     for link in self.links]
-                 + [lambda x=loop: run(["losetup", "-d", x], check_rc=False)
+                 + [lambda x=loop: run(["losetup", "-d", x], check=False)
                     for loop in self.loops])
         for step in steps:  # each is tried, whatever the others did
             try:

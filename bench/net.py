@@ -35,44 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import make_container, run, timed
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    return subprocess.run(argv, check=kw.pop("check", True), stdin=subprocess.DEVNULL, **kw)
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-    return elapsed
-
-
-def make_container(work: Path, root: str, cid: str) -> int:
-    bundle = work / "bundle"
-    rootfs = bundle / "rootfs"
-    for d in ("bin", "dev", "proc", "sys", "etc", "tmp"):
-        (rootfs / d).mkdir(parents=True, exist_ok=True)
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    shutil.copy2(busybox, rootfs / "bin" / "busybox")
-    for applet in ("sh", "sleep"):
-        (rootfs / "bin" / applet).symlink_to("busybox")
-    run(["runc", "spec", "--bundle", str(bundle)])
-    cfg = json.loads((bundle / "config.json").read_text())
-    cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = ["/bin/sleep", "1000000"]
-    (bundle / "config.json").write_text(json.dumps(cfg))
-    with open(work / "runc.log", "w") as log:
-        subprocess.run(["runc", "--root", root, "run", "-d", cid], cwd=bundle,
-                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True)
-    return int(json.loads(run(["runc", "--root", root, "state", cid]).stdout)["pid"])
 
 
 def make_bridge(name: str) -> None:

@@ -30,38 +30,20 @@ from dataclasses import dataclass, field
 
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
+from syscontainer_tools import mountinfo
+from syscontainer_tools.mountinfo import V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
 
 # v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on
 # x86-64); anything this large is no limit at all.
 UNLIMITED = 1 << 62
-V1_CONTROLLERS = frozenset(
-    {"cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "devices", "freezer",
-     "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"}
-)
 INIT_SCOPE = "/init.scope"
 MAX_TASK_DIRS = 4096
 
 
 class CgroupGone(Exception):
     """The cgroup directory a reader was looking at no longer exists."""
-
-
-def _unescape(field_: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in field_:
-        return field_
-    out, i = [], 0
-    while i < len(field_):
-        octal = field_[i + 1 : i + 4]
-        if field_[i] == "\\" and len(octal) == 3 and octal.isdigit():
-            out.append(chr(int(octal, 8)))
-            i += 4
-        else:
-            out.append(field_[i])
-            i += 1
-    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -80,26 +62,8 @@ class Hierarchies:
 
     @classmethod
     def from_mountinfo(cls, text: str) -> Hierarchies:
-        v1: dict[str, str] = {}
-        v2: str | None = None
-        for line in text.splitlines():
-            pre, sep, post = line.partition(" - ")
-            if not sep:
-                continue
-            fields, tail = pre.split(), post.split()
-            if len(fields) < 5 or len(tail) < 3:
-                continue
-            root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
-            if root != "/":
-                continue  # a bind mount of a sub-tree: paths would not line up
-            fstype, superopts = tail[0], tail[2].split(",")
-            if fstype == "cgroup2" and v2 is None:
-                v2 = mountpoint
-            elif fstype == "cgroup":
-                for opt in superopts:
-                    if opt in V1_CONTROLLERS:
-                        v1.setdefault(opt, mountpoint)
-        return cls(v1=v1, v2=v2)
+        v1, v2 = mountinfo.cgroup_hierarchies(mountinfo.parse(text))
+        return cls(v1={k: v for k, v in v1.items() if k in V1_CONTROLLERS}, v2=v2)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from syscontainer_tools import inroot, ns, syscalls
+from syscontainer_tools import inroot, mountinfo, ns, syscalls
 from syscontainer_tools.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -72,74 +72,12 @@ def lxcfs_dir(value: str | None = None) -> str:
     return posixpath.join(os.path.realpath(parent), name)
 
 
-# --- mountinfo ---------------------------------------------------------------
+# --- mountinfo: one parser for the whole project ------------------------------
 
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of /proc/PID/mountinfo."""
-
-    mount_id: int
-    parent_id: int
-    dev: int          # os.makedev(major, minor), comparable with st_dev
-    root: str         # path inside the filesystem that is mounted ("/proc/meminfo")
-    point: str        # mount point, relative to the reading process's root
-    options: str
-    optional: tuple[str, ...]   # "shared:N", "master:N", ...
-    fstype: str
-    source: str
-
-    @property
-    def shared(self) -> bool:
-        return any(tag.startswith("shared:") for tag in self.optional)
-
-
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        code = text[i + 1:i + 4]
-        if text[i] == "\\" and len(code) == 3 and all(c in "01234567" for c in code):
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """Parse mountinfo text (proc(5)); malformed lines are skipped."""
-    entries = []
-    for line in text.splitlines():
-        pre, sep, post = line.partition(" - ")
-        fields, tail = pre.split(), post.split()
-        if not sep or len(fields) < 6 or len(tail) < 2:
-            continue
-        try:
-            major, minor = (int(x) for x in fields[2].split(":"))
-            entries.append(MountEntry(
-                mount_id=int(fields[0]), parent_id=int(fields[1]),
-                dev=os.makedev(major, minor), root=_unescape(fields[3]),
-                point=_unescape(fields[4]), options=fields[5], optional=tuple(fields[6:]),
-                fstype=tail[0], source=_unescape(tail[1])))
-        except ValueError:
-            continue
-    return entries
-
-
-def read_mountinfo(pid: int | str = "self") -> list[MountEntry]:
-    with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        return parse_mountinfo(f.read())
-
-
-def top_mount(entries: Iterable[MountEntry], point: str) -> MountEntry | None:
-    """The mount on top at ``point`` (the last one listed there)."""
-    found = None
-    for entry in entries:
-        if entry.point == point:
-            found = entry
-    return found
+MountEntry = mountinfo.MountEntry
+parse_mountinfo = mountinfo.parse
+read_mountinfo = mountinfo.read
+top_mount = mountinfo.top_mount
 
 
 def target_paths(directory: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from . import mountinfo
 from .errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,7 @@ class Mounts:
 
 
 def parse_mountinfo(text: str) -> Mounts:
-    v1: dict[str, str] = {}
-    v2 = None
-    for line in text.splitlines():
-        pre, _, post = line.partition(" - ")
-        fields, post_fields = pre.split(), post.split()
-        if len(fields) < 5 or len(post_fields) < 3:
-            continue
-        mountpoint, fstype = fields[4].replace("\\040", " "), post_fields[0]
-        if fstype == "cgroup2":
-            v2 = v2 or mountpoint
-        elif fstype == "cgroup":
-            for opt in post_fields[2].split(","):
-                if opt in ("rw", "ro") or opt.startswith("release_agent") or "=" in opt and not \
-                        opt.startswith("name="):
-                    continue
-                v1.setdefault(opt, mountpoint)
+    v1, v2 = mountinfo.cgroup_hierarchies(mountinfo.parse(text))
     return Mounts(v1, v2)
 
 

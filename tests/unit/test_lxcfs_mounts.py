@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lxcfs_toolkit import cli, mounts
+from syscontainer_tools import mountinfo
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -42,9 +43,9 @@ def test_parse_mountinfo_fields_and_escapes() -> None:
 
 
 def test_unescape_leaves_incomplete_escapes() -> None:
-    assert mounts._unescape("a\\04") == "a\\04"
-    assert mounts._unescape("a\\134b") == "a\\b"
-    assert mounts._unescape("a\\999") == "a\\999"
+    assert mountinfo.unescape("a\\04") == "a\\04"
+    assert mountinfo.unescape("a\\134b") == "a\\b"
+    assert mountinfo.unescape("a\\999") == "a\\999"
 
 
 def test_top_mount_is_the_last_listed() -> None:
