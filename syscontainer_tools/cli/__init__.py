@@ -131,6 +131,8 @@ def handles(action: str) -> Callable[[F], F]:
 Container = Annotated[str, typer.Argument(help="container id, id prefix or name")]
 Pretty = Annotated[bool, typer.Option("--pretty", "-p", help="indented JSON (the original's flag)")]
 Format = Annotated[str, typer.Option("--format", help="table or json")]
+UpdateConfigOnly = Annotated[bool, typer.Option(
+    "--update-config-only", help="only save the change; it is applied at the next start")]
 
 
 def change(ref: str, apply: Callable[[Any, Any], list[str]]) -> None:
@@ -143,6 +145,15 @@ def change(ref: str, apply: Callable[[Any, Any], list[str]]) -> None:
         lines = apply(container, record)
     echo_lines(lines)
     not_running_note(container, ref)
+
+
+def show(ref: str, rows_of: Callable[[Any], Sequence[dict[str, Any]]],
+         columns: Sequence[tuple[str, str]], *, fmt: str, pretty: bool, what: str) -> None:
+    """The shape of every list command: the container's saved record, as rows."""
+    opts = options()
+    container = opts.find(ref)
+    render(rows_of(opts.store.load(container.id)), columns, fmt=fmt, pretty=pretty,
+           title=f"{what} of {ref}")
 
 
 def echo_lines(lines: Iterable[str]) -> None:

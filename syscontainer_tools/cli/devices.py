@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import Container, Format, Pretty, app, change, handles, options, render
+from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, options, show
 
 _QOS_HELP = {
     "weight": "Block IO weight DEV:W (relative weight, 0 or 10 to 1000)",
@@ -93,8 +93,7 @@ def add_device(
                                           help="also add every partition of a whole disk"),
     force: bool = typer.Option(False, "--force",
                                help="replace a file already at the container path"),
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save the change, do not apply it"),
+    update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Add host block or char devices to a container."""
     from ..resources import device
@@ -144,9 +143,8 @@ def list_device(
     """List the devices added to a container."""
     from ..resources import device
 
-    c = options().find(container)
-    rows = device.list_devices(options().store.load(c.id), sub_partition)
-    render(rows, device.LIST_COLUMNS, fmt=fmt, pretty=pretty, title=f"Devices of {container}")
+    show(container, lambda record: device.list_devices(record, sub_partition),
+         device.LIST_COLUMNS, fmt=fmt, pretty=pretty, what="Devices")
 
 
 @app.command("update-device")

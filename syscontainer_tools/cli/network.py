@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import Container, Format, Pretty, app, change, handles, options, render
+from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, options, show
 
 
 @app.command("add-nic")
@@ -19,8 +19,7 @@ def add_nic(
                                help="Linux or Open vSwitch bridge for the veth's host end"),
     mtu: str = typer.Option("1500", "--mtu", help="68-65535"),
     qlen: str = typer.Option("1000", "--qlen", help="transmit queue length"),
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save, change nothing live"),
+    update_config_only: UpdateConfigOnly = False,
     force: bool = typer.Option(False, "--force",
                                help="take an eth that is in use on the host or saved for "
                                     "another container"),
@@ -61,8 +60,7 @@ def update_nic(
     bridge: str = typer.Option(None, "--bridge", help="move the veth's host end to this bridge"),
     mtu: str = typer.Option(None, "--mtu", help="68-65535"),
     qlen: str = typer.Option(None, "--qlen", help="transmit queue length"),
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save, change nothing live"),
+    update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Change ip, mac, bridge, mtu or qlen of a NIC added before."""
     from ..resources import nic
@@ -84,11 +82,9 @@ def list_nic(
     """List the NICs added to a container."""
     from ..resources import nic
 
-    opts = options()
     nic.parse_filter(filter, nic.FIELDS)
-    c = opts.find(container)
-    rows = nic.list_nics(opts.store.load(c.id), filter)
-    render(rows, nic.COLUMNS, fmt=format, pretty=pretty, title=f"NICs of {container}")
+    show(container, lambda record: nic.list_nics(record, filter), nic.COLUMNS, fmt=format,
+         pretty=pretty, what="NICs")
 
 
 @app.command("add-route")
@@ -96,8 +92,7 @@ def list_nic(
 def add_route(
     container: Container,
     routes: str = typer.Argument(..., help='[{"dest":…,"src":…,"gw":…,"dev":…}]'),
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save, change nothing live"),
+    update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Add routes to a container; an empty dest is the default route."""
     from ..resources import route
@@ -112,8 +107,7 @@ def add_route(
 def remove_route(
     container: Container,
     routes: str = typer.Argument(..., help="routes as for add-route; empty fields match any"),
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save, change nothing live"),
+    update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Remove routes added before."""
     from ..resources import route
@@ -135,8 +129,6 @@ def list_route(
     """List the routes added to a container."""
     from ..resources import route
 
-    opts = options()
     route.parse_filter(filter, route.KEYS)
-    c = opts.find(container)
-    rows = route.list_routes(opts.store.load(c.id), filter)
-    render(rows, route.COLUMNS, fmt=format, pretty=pretty, title=f"Routes of {container}")
+    show(container, lambda record: route.list_routes(record, filter), route.COLUMNS,
+         fmt=format, pretty=pretty, what="Routes")

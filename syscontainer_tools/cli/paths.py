@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import Container, Format, Pretty, app, change, handles, options, render
+from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, show
 
 _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw, private, " \
               "rprivate, slave, rslave (default rw,rslave)"
@@ -17,8 +17,7 @@ _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw,
 def add_path(
     container: Container,
     paths: Annotated[list[str], typer.Argument(help=_PATHS_HELP)],
-    update_config_only: bool = typer.Option(False, "--update-config-only",
-                                            help="only save: mounted at the next start"),
+    update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Bind-mount host files or directories into a container (at most 128 per container)."""
     from ..resources import path
@@ -51,7 +50,7 @@ def list_path(
     """List the paths added to a container."""
     from ..resources import path
 
-    c = options().find(container)
-    rows = path.list_paths(options().store.load(c.id))
-    render(rows, [("HostPath", "Host path"), ("ContainerPath", "Container path"),
-                  ("Options", "Options")], fmt=fmt, pretty=pretty, title=f"Paths of {container}")
+    show(container, path.list_paths, [("HostPath", "Host path"),
+                                      ("ContainerPath", "Container path"),
+                                      ("Options", "Options")],
+         fmt=fmt, pretty=pretty, what="Paths")
