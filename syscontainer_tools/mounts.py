@@ -123,7 +123,7 @@ def bind_into(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None,
     try:
         is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
         return ns.run_in(pidfd, pid, _attach, tree, proc, bind, is_dir,
-                         owner, _ident(os.fstat(tree)), pending, rootfs=rootfs)
+                         owner, _ident(os.fstat(tree)), pending, rootfs=rootfs, fsids=owner)
     finally:
         os.close(proc)
         os.close(tree)  # a tree that was not attached is dissolved here

@@ -79,7 +79,8 @@ def _enter_root(rootfd: int, rootfs: tuple[str, tuple[int, int]] | None,
 
 
 def _child(pidfd: int, pid: int, flags: int, chroot: bool,
-           rootfs: tuple[str, tuple[int, int]] | None, host_root: tuple[int, int], w: int,
+           rootfs: tuple[str, tuple[int, int]] | None, host_root: tuple[int, int],
+           fsids: tuple[int, int] | None, w: int,
            fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY) if chroot else -1
@@ -89,6 +90,8 @@ def _child(pidfd: int, pid: int, flags: int, chroot: bool,
         if chroot:
             _enter_root(rootfd, rootfs, host_root)
             os.close(rootfd)
+        if fsids is not None and fsids != (0, 0):
+            syscalls.set_fsids(*fsids)
         result: tuple[Any, ...] = ("ok", fn(*args))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         result = ("err", _encode_error(exc))
@@ -103,7 +106,8 @@ def _child(pidfd: int, pid: int, flags: int, chroot: bool,
 
 
 def run_in(pidfd: int, pid: int, fn: Callable[..., T], *args: Any,
-           flags: int = MNT, chroot: bool = True, rootfs: str | None = None) -> T:
+           flags: int = MNT, chroot: bool = True, rootfs: str | None = None,
+           fsids: tuple[int, int] | None = None) -> T:
     """Call ``fn(*args)`` inside the namespaces ``flags`` of the process
     ``pidfd`` refers to (``pid`` is its number, used for /proc/PID/root).
 
@@ -124,7 +128,7 @@ def run_in(pidfd: int, pid: int, fn: Callable[..., T], *args: Any,
         status = 0
         try:
             os.close(r)
-            _child(pidfd, pid, flags, chroot, root_arg, host_root, w, fn, args)
+            _child(pidfd, pid, flags, chroot, root_arg, host_root, fsids, w, fn, args)
         except BaseException:  # noqa: BLE001
             status = 1
         finally:

@@ -52,6 +52,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x00100000
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -68,6 +69,8 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setfsuid.argtypes = [ctypes.c_uint]
+_libc.setfsgid.argtypes = [ctypes.c_uint]
 _libc.syscall.restype = ctypes.c_long
 _libc.statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
                         ctypes.c_void_p]
@@ -135,8 +138,8 @@ def move_mount(from_fd: int, to_fd: int, what: object, from_path: str = "",
 
 
 def mount_setattr(fd: int, what: object, *, attr_set: int = 0, attr_clr: int = 0,
-                  propagation: int = 0, recursive: bool = True) -> None:
-    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+                  propagation: int = 0, recursive: bool = True, userns_fd: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     if _libc.syscall(_NR["mount_setattr"], fd, b"", ctypes.c_uint(flags), ctypes.byref(attr),
                      ctypes.sizeof(attr)) != 0:
@@ -165,6 +168,38 @@ def is_mount_root(fd: int, what: object) -> bool | None:
     if not buf.attributes_mask & STATX_ATTR_MOUNT_ROOT:
         return None
     return bool(buf.attributes & STATX_ATTR_MOUNT_ROOT)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def set_fsids(uid: int, gid: int) -> None:
+    """Create files as ``uid``/``gid`` (setfsuid/setfsgid), keeping every
+    capability: changing the fsuid from 0 drops CAP_MKNOD, CAP_CHOWN,
+    CAP_DAC_OVERRIDE... from the effective set, so they are raised again.
+
+    This is how a file gets an owner that a user namespace maps -- needed on
+    a filesystem mounted inside one (a container's /dev tmpfs), where an
+    unmapped owner (host root) fails with EOVERFLOW."""
+    _libc.setfsgid(gid)
+    _libc.setfsuid(uid)
+    header = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), data) != 0:
+        raise _fail("capget")
+    for half in data:
+        half.effective = half.permitted
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise _fail("capset")
 
 
 def pidfd_open(pid: int) -> int:

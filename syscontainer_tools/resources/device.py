@@ -21,15 +21,17 @@ Saved shape (``record["devices"]``)::
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import inroot, ns
+from .. import inroot, ns, syscalls
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError, ToolError
 from ..state import Record
@@ -142,6 +144,7 @@ class Node:
     mode: int
     uid: int
     gid: int
+    bind: bool = False  # bind-mount a node made on the host (user namespace), else mknod
 
     @property
     def fmt(self) -> int:
@@ -181,9 +184,13 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
-def _make_nodes(nodes: Sequence[Node], replace: bool, keep_same: bool) -> list[Made]:
+def _make_nodes(nodes: Sequence[Node], clones: Sequence[int], replace: bool,
+                keep_same: bool) -> list[Made]:
     """mknod each node in the container (parents made); all or nothing.
 
+    A node with a ``source`` is a bind mount of the host's node instead (its
+    detached clone in ``clones``): a user namespace mounts the container's
+    /dev nodev, so a node made there could not be opened.
     An existing file at a target is refused, unless ``replace`` (it is moved
     aside, and dropped by _commit_nodes or put back by _unmake_nodes).  With
     ``keep_same`` an existing node of the same device is kept as it is."""
@@ -191,7 +198,7 @@ def _make_nodes(nodes: Sequence[Node], replace: bool, keep_same: bool) -> list[M
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     done: list[Made] = []
     try:
-        for node in nodes:
+        for node, clone in zip(nodes, clones, strict=True):
             made = Made(dirs=_missing_dirs(rootfd, node.path))
             done.append(made)
             fd, name = inroot.open_parent(rootfd, node.path, create=True,
@@ -200,7 +207,9 @@ def _make_nodes(nodes: Sequence[Node], replace: bool, keep_same: bool) -> list[M
                 st = _lstat(name, fd)
                 if st is not None:
                     if keep_same and node.same_device(st):
-                        os.chown(name, node.uid, node.gid, dir_fd=fd, follow_symlinks=False)
+                        if not node.bind:  # a bind shows the host's inode: never chown that
+                            os.chown(name, node.uid, node.gid, dir_fd=fd,
+                                     follow_symlinks=False)
                         continue
                     if not replace:
                         raise Conflict(f"{node.path} already exists in the container",
@@ -209,6 +218,9 @@ def _make_nodes(nodes: Sequence[Node], replace: bool, keep_same: bool) -> list[M
                         raise Conflict(f"{node.path} is a directory in the container")
                     made.backup = f".{name}.sct-old"
                     os.rename(name, made.backup, src_dir_fd=fd, dst_dir_fd=fd)
+                if clone >= 0:
+                    _bind_node(fd, name, clone, node.path, made)
+                    continue
                 os.mknod(name, node.mode | node.fmt, os.makedev(node.major, node.minor),
                          dir_fd=fd)
                 made.created = True
@@ -223,6 +235,39 @@ def _make_nodes(nodes: Sequence[Node], replace: bool, keep_same: bool) -> list[M
     return done
 
 
+def _bind_node(dirfd: int, name: str, clone: int, path: str, made: Made) -> None:
+    """An empty file as the mount point, the host node's clone attached on it."""
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dirfd))
+    made.created = True
+    target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    try:
+        syscalls.move_mount(clone, target, path)
+    finally:
+        os.close(target)
+
+
+def _drop_node(dirfd: int, name: str) -> None:
+    """Unlink a node; a bound one is unmounted first, then its mount point goes.
+
+    The parent is resolved inside the root and the last component is never
+    followed (UMOUNT_NOFOLLOW, unlinkat)."""
+    try:
+        os.unlink(name, dir_fd=dirfd)
+        return
+    except OSError as err:
+        if err.errno != errno.EBUSY:   # a mount point: the node is a bind
+            raise
+    os.fchdir(dirfd)
+    try:
+        syscalls.umount(name, syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+    finally:
+        os.chdir("/")
+    st = _lstat(name, dirfd)
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        os.unlink(name, dir_fd=dirfd)
+
+
 def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
     for node, made in reversed(list(zip(nodes, done, strict=False))):
         with contextlib.suppress(OSError):
@@ -230,8 +275,9 @@ def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
             try:
                 if made.created:
                     st = _lstat(name, fd)
-                    if st is not None and node.same_device(st):
-                        os.unlink(name, dir_fd=fd)
+                    if st is not None and (node.same_device(st) or (
+                            node.bind and stat.S_ISREG(st.st_mode) and st.st_size == 0)):
+                        _drop_node(fd, name)
                 if made.backup:
                     os.rename(made.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
             finally:
@@ -288,29 +334,32 @@ def _remove_nodes(nodes: Sequence[Node]) -> list[Node | None]:
                 if st is None or not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
                     gone.append(None)
                     continue
-                os.unlink(name, dir_fd=fd)
+                _drop_node(fd, name)
                 gone.append(Node(node.path, "b" if stat.S_ISBLK(st.st_mode) else "c",
                                  os.major(st.st_rdev), os.minor(st.st_rdev),
-                                 stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+                                 stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                 node.bind))
             finally:
                 os.close(fd)
     except BaseException:
-        _restore_nodes([n for n in gone if n is not None])
+        restore = [n for n in gone if n is not None]
+        if not any(n.bind for n in restore):  # a bind needs a new clone: the parent does it
+            _restore_nodes(restore, [-1] * len(restore))
         raise
     finally:
         os.close(rootfd)
     return gone
 
 
-def _ensure_nodes(nodes: Sequence[Node]) -> None:
+def _ensure_nodes(nodes: Sequence[Node], clones: Sequence[int]) -> None:
     """prestart: every node present; whatever else sat at a target is dropped."""
-    made = _make_nodes(nodes, replace=True, keep_same=True)
+    made = _make_nodes(nodes, clones, replace=True, keep_same=True)
     _commit_nodes(nodes, made)
 
 
-def _restore_nodes(nodes: Sequence[Node]) -> None:
+def _restore_nodes(nodes: Sequence[Node], clones: Sequence[int]) -> None:
     with contextlib.suppress(OSError):
-        _make_nodes(nodes, replace=False, keep_same=True)
+        _make_nodes(nodes, clones, replace=False, keep_same=True)
 
 
 # --- helpers ------------------------------------------------------------------
@@ -334,9 +383,9 @@ def _others_perm(items: Iterable[dict[str, Any]], item: dict[str, Any]) -> str:
     return keep
 
 
-def _node(item: dict[str, Any], owner: tuple[int, int]) -> Node:
+def _node(item: dict[str, Any], lv: _Live) -> Node:
     return Node(item["container"], item["type"], int(item["major"]), int(item["minor"]),
-                int(item.get("mode", 0o660)), *owner)
+                int(item.get("mode", 0o660)), *lv.owner, bind=lv.userns)
 
 
 def add_line(item: dict[str, Any], label: str) -> str:
@@ -355,17 +404,61 @@ class _Live:
     pidfd: int
     owner: tuple[int, int]
     cgroups: devcgroup.DeviceCgroups
+    userns: bool
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return ns.run_in(self.pidfd, self.container.pid, fn, *args, flags=ns.MNT,
-                         rootfs=self.container.rootfs)
+                         rootfs=self.container.rootfs, fsids=self.owner)
+
+    def run_nodes(self, fn: Callable[..., Any], nodes: Sequence[Node], *args: Any) -> Any:
+        """``fn(nodes, clones, *args)`` in the container, with a detached
+        mount of a host-made node for every node that is bound, not made."""
+        with contextlib.ExitStack() as stack:
+            clones = [stack.enter_context(_host_node(n)) if n.bind else -1 for n in nodes]
+            return self.run(fn, nodes, clones, *args)
+
+
+@contextlib.contextmanager
+def _host_node(node: Node) -> Iterator[int]:
+    """A detached mount of a device node made on the host for a container
+    with a user namespace.
+
+    The container's own /dev is a tmpfs its user namespace mounted, and the
+    kernel refuses to open device nodes on such mounts (implicit nodev).
+    So the node -- the host's type, major:minor and mode, owned by the
+    container's root -- is made in a private directory on the host's /dev,
+    cloned with open_tree, and the clone is attached in the container; the
+    host-side name is removed again when the command ends."""
+    workdir = tempfile.mkdtemp(prefix=".syscontainer-tools-", dir="/dev")
+    path = os.path.join(workdir, "node")
+    try:
+        os.mknod(path, node.mode | node.fmt, os.makedev(node.major, node.minor))
+        os.chmod(path, node.mode)
+        os.chown(path, node.uid, node.gid)
+        fd = syscalls.open_tree(syscalls.AT_FDCWD, path,
+                                syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.rmdir(workdir)
+
+
+def _in_userns(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
 def _live(container: Container) -> Any:
     with container.init_process() as pidfd:
         yield _Live(container, pidfd, container.host_ids(),
-                    devcgroup.DeviceCgroups.for_pid(container.pid))
+                    devcgroup.DeviceCgroups.for_pid(container.pid), _in_userns(container.pid))
 
 
 # --- expanding the request ----------------------------------------------------
@@ -528,8 +621,8 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
                 stack.pop_all()
             return lines
         with _live(container) as lv, contextlib.ExitStack() as stack:
-            nodes = [_node(i, lv.owner) for i in items]
-            made = lv.run(_make_nodes, nodes, force, False)
+            nodes = [_node(i, lv) for i in items]
+            made = lv.run_nodes(_make_nodes, nodes, force, False)
             stack.callback(_quiet, lv.run, _unmake_nodes, nodes, made)
             _allow(stack, lv, record, items)
             for item in items:
@@ -593,9 +686,9 @@ def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRe
             remaining = [i for i in record["devices"] if i not in chosen]
             blkio = None
             if lv is not None:
-                nodes = [_node(i, lv.owner) for i in chosen]
+                nodes = [_node(i, lv) for i in chosen]
                 gone = lv.run(_remove_nodes, nodes)
-                stack.callback(_quiet, lv.run, _restore_nodes, [g for g in gone if g])
+                stack.callback(_quiet, lv.run_nodes, _restore_nodes, [g for g in gone if g])
                 if lv.cgroups.v1:
                     for item in chosen:
                         keep = _others_perm(remaining, item)
@@ -699,9 +792,9 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
         present.append(item)
     if present:
         cgs = devcgroup.DeviceCgroups.for_pid(container.pid)
-        lv = _Live(container, pidfd, container.host_ids(), cgs)
-        nodes = [_node(i, lv.owner) for i in present]
-        lv.run(_ensure_nodes, nodes)
+        lv = _Live(container, pidfd, container.host_ids(), cgs, _in_userns(container.pid))
+        nodes = [_node(i, lv) for i in present]
+        lv.run_nodes(_ensure_nodes, nodes)
         if cgs.v1:
             for item in present:
                 rule = _rule(item)
