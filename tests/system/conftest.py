@@ -167,6 +167,15 @@ def make_container(runtime_root: str, rootfs_template: Path,
         ctr.stop()
 
 
+@pytest.fixture(autouse=True)
+def udev_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Udev rules the tools write for whole disks go to the test's own
+    directory, never to the host's /run/udev/rules.d."""
+    d = tmp_path / "udev-rules"
+    monkeypatch.setenv("SYSCONTAINER_UDEV_RULES_DIR", str(d))
+    return d
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path) -> str:
     d = tmp_path / "state"

@@ -26,12 +26,14 @@ def host_snapshot() -> dict[str, object]:
         "mounts": sorted(m for m in mounts if "scdemo" in m),
         "run": Path("/run/scdemo").exists(),
         "runc": Path("/run/scdemo/runc").exists(),
+        "udev": sorted(p.name for p in Path("/run/udev/rules.d").glob("*scdemo*")),
     }
 
 
 def test_demo_runs_and_leaves_nothing_behind():
     before = host_snapshot()
-    assert before == {"links": [], "loops": [], "mounts": [], "run": False, "runc": False}
+    assert before == {"links": [], "loops": [], "mounts": [], "run": False, "runc": False,
+                      "udev": []}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--yes"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     out = proc.stdout + proc.stderr

@@ -16,14 +16,6 @@ from .conftest import PREFIX
 pytestmark = pytest.mark.system
 
 
-@pytest.fixture(autouse=True)
-def _udev_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep udev rules written by the CLI out of the host's rules directory."""
-    d = tmp_path / "udev-rules"
-    monkeypatch.setenv("SYSCONTAINER_UDEV_RULES_DIR", str(d))
-    return d
-
-
 def devcg(ctr: Any) -> Path:
     return Path(f"/sys/fs/cgroup/devices/{ctr.id}")
 
@@ -398,7 +390,7 @@ def test_remove_by_container_path_and_missing_node(make_container, make_loop, to
 
 
 def test_udev_rule_commands_follow_new_partitions(make_container, make_loop, tool, state_dir,
-                                                  _udev_rules_dir):
+                                                  udev_rules_dir):
     """Run the add/remove commands of the disk's udev rule as udevd would."""
     import shlex
 
@@ -407,7 +399,7 @@ def test_udev_rule_commands_follow_new_partitions(make_container, make_loop, too
     proc = tool("add-device", ctr.id, f"{loop.path}:/dev/vdd:rw")
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 1           # no --follow-partition
-    rules = list(_udev_rules_dir.iterdir())
+    rules = list(udev_rules_dir.iterdir())
     assert [r.name for r in rules] == [f"99-syscontainer-tools-{ctr.id}@{Path(loop.path).name}"
                                        ".rules"]
     text = rules[0].read_text()

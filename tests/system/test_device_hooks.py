@@ -17,13 +17,6 @@ from .conftest import PREFIX
 pytestmark = pytest.mark.system
 
 
-@pytest.fixture(autouse=True)
-def _udev_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "udev-rules"
-    monkeypatch.setenv("SYSCONTAINER_UDEV_RULES_DIR", str(d))
-    return d
-
-
 def hook_reapply(ctr, runtime_root: str, state_dir: str) -> list[str]:
     c = find(ctr.id, Engine.RUNC, runtime_root)
     with StateStore(state_dir).transaction(c.id) as rec, c.init_process() as pidfd:

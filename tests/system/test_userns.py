@@ -51,7 +51,7 @@ def userns_ctr(runtime_root, rootfs_template):
 
 
 def test_device_and_path_owned_by_the_containers_root(userns_ctr, make_loop, tool, tmp_path,
-                                                      state_dir):
+                                                      state_dir, udev_rules_dir):
     ctr = userns_ctr
     assert Path(f"/proc/{ctr.pid}/uid_map").read_text().split() == ["0", str(HOST_ROOT),
                                                                       "65536"]
@@ -80,8 +80,10 @@ def test_device_and_path_owned_by_the_containers_root(userns_ctr, make_loop, too
     assert r.returncode == 0, r.stderr
     assert ctr.exec("stat", "-c", "%u:%g", "/run/deep").stdout.strip() == "0:0"
     assert ctr.exec("cat", "/run/deep/share/f").stdout == "x\n"
+    assert len(list(udev_rules_dir.iterdir())) == 1  # the whole disk's partitions follow it
     r = tool("remove-device", ctr.id, f"{loop.path}:/dev/newdir/disk")
     assert r.returncode == 0, r.stderr
+    assert list(udev_rules_dir.iterdir()) == []
     assert ctr.exec("ls", "/dev/newdir/disk", check=False).returncode != 0
     mounts = ctr.exec("cat", "/proc/self/mountinfo").stdout
     assert "/dev/newdir/disk" not in mounts
