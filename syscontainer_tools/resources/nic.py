@@ -468,6 +468,10 @@ def _plug_veth(host: IPRoute, ns: IPRoute, nsfd: int, item: dict[str, Any],
         host.link("add", ifname=hname, kind="veth", mtu=item["Mtu"], txqlen=item["Qlen"],
                   peer=peer)
     stack.callback(_delete_quiet, host, hname)
+    if not item["Mac"]:
+        # keep the MAC the kernel chose: the NIC comes back with it after a restart
+        link = ns.get_links(ifname=cname)
+        item["Mac"] = str(link[0].get("IFLA_ADDRESS") or "") if link else ""
     if item["Ip"]:
         _addr(ns, "add", cname, item["Ip"])
     _set(ns, cname, "set link up", state="up")

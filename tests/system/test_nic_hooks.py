@@ -135,11 +135,14 @@ def test_runc_hooks_bring_everything_back(make_container, make_loop, tool, state
         assert os.path.ismount(f"/run/syscontainer-tools/netns/{c.id}")
         tool("add-nic", "--type", "eth", "--name", f"{eth}:eth2", "--ip", f"{NET6}::7/64",
              c.id, check=True)
+        with in_ctr(c) as ns:
+            veth_mac = link(ns, "eth1").get("IFLA_ADDRESS")
         old = c.pid
         c.restart()  # poststop hook at delete gives eth2 back, prestart puts all back
         assert c.pid != old
         with in_ctr(c) as ns:
             assert link(ns, "eth2").get("IFLA_ADDRESS") == mac
+            assert link(ns, "eth1").get("IFLA_ADDRESS") == veth_mac  # a stable MAC
             assert addrs(ns, "eth1") == {f"{NET}.195/27"}
             assert addrs(ns, "eth2") == {f"{NET6}::7/64"}
             assert ("10.215.0.0/16", f"{NET}.193", "eth1") in routes(ns, socket.AF_INET)
