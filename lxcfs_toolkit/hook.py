@@ -21,7 +21,6 @@ argparse, not typer, and only light imports: a hook runs on every start.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -78,14 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(handler, logging.FileHandler):
             handler.addFilter(lambda record: not getattr(record, "file_only", False))
     try:
-        raw = sys.stdin.read()
-        try:
-            state = json.loads(raw)
-        except ValueError as err:
-            raise ToolError(f"the OCI state on stdin is not JSON: {err}") from None
-        if not isinstance(state, dict):
-            raise ToolError("the OCI state on stdin is not a JSON object")
-        for line in run(state, args.lxcfs_dir):
+        from syscontainer_tools.hooks import read_oci_state
+
+        for line in run(read_oci_state(sys.stdin), args.lxcfs_dir):
             (log.warning if "not mounted" in line or "cannot" in line else log.info)(line)
     except (ToolError, OSError) as err:
         message = err.message if isinstance(err, ToolError) else oserror_text(err)

@@ -31,6 +31,8 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
+from .errors import ToolError
+
 if TYPE_CHECKING:
     from typing import Any
 
@@ -38,7 +40,7 @@ MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 MODULE_ALLOWLIST = "/etc/syscontainer-tools/kernel-modules.allow"
 
 
-class HookError(Exception):
+class HookError(ToolError):
     pass
 
 
@@ -60,15 +62,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def read_oci_state(stream: Any) -> dict[str, Any]:
+    """The OCI state a runtime hands a hook on stdin (both hooks read it here)."""
     raw = stream.read()
     if not raw.strip():
         raise HookError("no OCI state on stdin")
     try:
         state = json.loads(raw)
     except ValueError as err:
-        raise HookError(f"OCI state on stdin is not JSON: {err}") from None
-    if not isinstance(state, dict) or not state.get("id") or not state.get("bundle"):
-        raise HookError("OCI state on stdin lacks id or bundle")
+        raise HookError(f"the OCI state on stdin is not JSON: {err}") from None
+    if not isinstance(state, dict):
+        raise HookError("the OCI state on stdin is not a JSON object")
+    if not state.get("id") or not state.get("bundle"):
+        raise HookError("the OCI state on stdin lacks a valid field: id or bundle")
     return state
 
 
