@@ -26,7 +26,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -226,13 +226,19 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: 
             raise ToolError(str(err), hint=getattr(err, "hint", None)) from None
 
 
+# the selection remount and umount share (the original's -a/--all, -c/--container-id too)
+Target = Annotated[str | None, typer.Argument(
+    metavar="all|CONTAINER", help="every running container with lxcfs mounts, or one")]
+All = Annotated[bool, typer.Option("-a", "--all",
+                                   help="every running container with lxcfs mounts")]
+ContainerId = Annotated[str | None, typer.Option("-c", "--container-id", help="one container")]
+
+
 @app.command("remount")
 def remount(
-    target: str = typer.Argument(None, metavar="all|CONTAINER",
-                                 help="every running container with lxcfs mounts, or one"),
-    all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
-                                                        "mounts"),
-    container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),
+    target: Target = None,
+    all_: All = False,
+    container_id: ContainerId = None,
     wait: str = typer.Option("15", "--wait", help="seconds to wait for the daemon to answer"),
 ) -> None:
     """Replace stale lxcfs mounts (the daemon restarted) with live ones, in place."""
@@ -258,11 +264,9 @@ def remount(
 
 @app.command("umount")
 def umount(
-    target: str = typer.Argument(None, metavar="all|CONTAINER",
-                                 help="every running container with lxcfs mounts, or one"),
-    all_: bool = typer.Option(False, "-a", "--all", help="every running container with lxcfs "
-                                                        "mounts"),
-    container_id: str = typer.Option(None, "-c", "--container-id", help="one container"),
+    target: Target = None,
+    all_: All = False,
+    container_id: ContainerId = None,
 ) -> None:
     """Take the lxcfs mounts out of containers: they see the host's values again."""
     from . import mounts
