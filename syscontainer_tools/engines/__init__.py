@@ -2,7 +2,9 @@
 
 Every engine module provides
 
-* ``list_argv(runtime_root) -> list[str]``: a cheap listing command,
+* ``list_argv(runtime_root) -> list[str]``: a cheap listing command
+  (or ``list_local``, which reads the listing without a subprocess and
+  returns None when it cannot),
 * ``parse_list(stdout) -> list[Candidate]``: its ids and names,
 * ``inspect(candidate, runtime_root) -> Container``: the full record.
 
@@ -75,7 +77,13 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
     if not engines:
         raise ToolError("no container engine found (isula, docker, podman, runc or crun)")
     procs = []
+    by_engine: dict[Engine, list[Candidate]] = {}
     for engine in engines:
+        local = getattr(engine.module, "list_local", None)
+        listed = local(engine, runtime_root) if local else None
+        if listed is not None:  # read from the runtime's own files: no CLI spawned
+            by_engine[engine] = listed
+            continue
         argv = engine.module.list_argv(engine, runtime_root)
         log.debug("+ %s", " ".join(argv))
         try:
@@ -85,7 +93,6 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
         except OSError as err:
             if selected is not Engine.AUTO:
                 raise ToolError(f"cannot run {argv[0]}: {err.strerror}") from None
-    found: list[Candidate] = []
     for engine, argv, proc in procs:
         try:
             out, errout = proc.communicate(timeout=60)
@@ -98,8 +105,8 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
                 raise ToolError(f"{' '.join(argv)} failed: {msg[-1] if msg else proc.returncode}")
             log.debug("skipping %s: %s", engine.value, msg[-1] if msg else proc.returncode)
             continue
-        found.extend(engine.module.parse_list(engine, out.decode(errors="replace")))
-    return found
+        by_engine[engine] = engine.module.parse_list(engine, out.decode(errors="replace"))
+    return [c for engine in engines for c in by_engine.get(engine, [])]
 
 
 def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
