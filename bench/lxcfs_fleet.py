@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,10 +224,8 @@ def _rmdir_cgroup(d: Path, root: Path) -> None:
     for _ in range(50):
         try:
             for pid in (d / "cgroup.procs").read_text().split():
-                try:
+                with suppress(OSError):
                     (root / "cgroup.procs").write_text(pid)
-                except OSError:
-                    pass
             d.rmdir()
             return
         except FileNotFoundError:
