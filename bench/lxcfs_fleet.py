@@ -92,9 +92,12 @@ def reader(dirs: list[str]) -> None:
             k = 0
             while True:
                 due = start + int(k * period)
+                now = clock()
+                if now > due + period:  # fell behind: skip rounds, as a monitor would
+                    k = int((now - start) / period) + 1
+                    due = start + int(k * period)
                 if due >= deadline:
                     break
-                now = clock()
                 if due > now:
                     time.sleep((due - now) / 1e9)
                 for p in paths:
@@ -238,11 +241,11 @@ def _rmdir_cgroup(d: Path, root: Path) -> None:
 # --- the daemons ------------------------------------------------------------------
 
 class Daemon:
-    def __init__(self, stack: ExitStack, kind: str, mnt: str) -> None:
+    def __init__(self, stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:
         self.kind, self.mnt = kind, mnt
         os.mkdir(mnt)
         if kind == "python":
-            cmd = [sys.executable, "-m", "lxcfs_toolkit.server", mnt]
+            cmd = [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt]
         else:
             cmd = ["/usr/bin/lxcfs", "-f", "-l", "-p", mnt + ".pid", mnt]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -380,6 +383,7 @@ def main() -> int:
     ap.add_argument("--many", type=int, default=250)
     ap.add_argument("--probe-seconds", type=float, default=6.0)
     ap.add_argument("--soak", type=float, default=60.0, help="soak seconds (600 for the record)")
+    ap.add_argument("--server-args", default="", help="options for the Python daemon")
     ap.add_argument("--reader", nargs="+")
     args = ap.parse_args()
     if args.reader:
@@ -387,12 +391,14 @@ def main() -> int:
         return 0
     if os.geteuid() != 0:
         raise SystemExit("run as root (cgroups, namespaces, mounts)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # clean up on the way out
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit("hung up"))
     print(f"machine: {machine()}; C lxcfs {subprocess.run(['/usr/bin/lxcfs', '--version'], capture_output=True, text=True).stdout.strip() or '?'} -l")
     with ExitStack() as stack:
         tmp = tempfile.mkdtemp(prefix=f"{TAG}-")
         stack.callback(shutil.rmtree, tmp, True)
-        daemons = {"python": Daemon(stack, "python", f"{tmp}/py"),
-                   "c": Daemon(stack, "c", f"{tmp}/c")}
+        daemons = {"python": Daemon(stack, "python", f"{tmp}/py", args.server_args.split()),
+                   "c": Daemon(stack, "c", f"{tmp}/c", [])}
         fl = Fleet(stack)
         fl.add_readers(1)
         if args.many > 0:
