@@ -106,6 +106,10 @@ def test_wheel_installs_into_a_fresh_venv(out, tmp_path):
     where = run([str(py), "-c", "import syscontainer_tools, lxcfs_toolkit; "
                  "print(syscontainer_tools.__file__); print(lxcfs_toolkit.__file__)"]).stdout
     assert all(line.startswith(str(venv)) for line in where.split()), where
+    # pip compiled the bytecode at install time: nothing compiles at start-up
+    tag = sys.implementation.cache_tag
+    for mod in ("syscontainer_tools/__pycache__/hooks", "lxcfs_toolkit/__pycache__/server"):
+        assert (Path(purelib) / f"{mod}.{tag}.pyc").is_file(), mod
     for prog in ("syscontainer-tools", "lxcfs-toolkit"):
         assert "Usage:" in run([str(venv / "bin" / prog), "--help"]).stdout
     # the hooks, given no OCI state on stdin, fail with their own message
@@ -139,6 +143,11 @@ def test_rpm_file_list(rpm):
     assert any(f.endswith("/lxcfs_toolkit/cli.py") for f in site)
     assert any(f.endswith(".dist-info/entry_points.txt") for f in site)
     assert not any(f.endswith(("/RECORD", "/direct_url.json")) for f in site)
+    # bytecode ships in the package, for the build interpreter's tag
+    tag = sys.implementation.cache_tag
+    for mod in ("syscontainer_tools/__pycache__/hooks", "syscontainer_tools/cli/__pycache__/__init__",
+                "lxcfs_toolkit/__pycache__/server"):
+        assert any(f.endswith(f"/{mod}.{tag}.pyc") for f in site), mod
     configs = run(["rpm", "-qcp", str(rpm)]).stdout.split()
     assert "/var/lib/isulad/hooks/hookspec.json" in configs
 
