@@ -393,7 +393,8 @@ def main() -> int:
         raise SystemExit("run as root (cgroups, namespaces, mounts)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # clean up on the way out
     signal.signal(signal.SIGHUP, lambda *_: sys.exit("hung up"))
-    print(f"machine: {machine()}; C lxcfs {subprocess.run(['/usr/bin/lxcfs', '--version'], capture_output=True, text=True).stdout.strip() or '?'} -l")
+    ver = subprocess.run(["/usr/bin/lxcfs", "--version"], capture_output=True, text=True)
+    print(f"machine: {machine()}; C lxcfs {(ver.stdout + ver.stderr).strip() or '?'} -l")
     with ExitStack() as stack:
         tmp = tempfile.mkdtemp(prefix=f"{TAG}-")
         stack.callback(shutil.rmtree, tmp, True)
