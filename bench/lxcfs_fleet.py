@@ -187,8 +187,11 @@ class Fleet:
         self.idle += new
 
     def remove_idle(self) -> None:
+        # unshare --fork ignores SIGTERM: SIGKILL it, its child follows (--kill-child)
+        for p, _ in self.idle:
+            p.kill()
         for p, dirs in self.idle:
-            _end(p)
+            p.wait()
             for d in dirs:
                 _rmdir_cgroup(Path(d), Path(d).parent)
         self.idle = []
@@ -215,7 +218,10 @@ def _end(p: subprocess.Popen) -> None:  # type: ignore[type-arg]
                 return
         except (OSError, subprocess.TimeoutExpired, IndexError, TypeError):
             pass
-        p.terminate()
+        if p.args[0] == "sh":  # type: ignore[index]  # an idle container: unshare ignores TERM
+            p.kill()
+        else:
+            p.terminate()
         try:
             p.wait(2)
         except subprocess.TimeoutExpired:
