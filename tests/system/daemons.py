@@ -171,17 +171,19 @@ class Containerd:
             f'[grpc]\n  address = "{self.sock}"\n'
             f'[ttrpc]\n  address = "{self.sock}.ttrpc"\n')
         self.proc: subprocess.Popen[bytes] | None = None
-        self.namespace = f"{PREFIX}-ns"
+        self.namespace = "default"      # a private daemon: its default namespace is ours
 
     @property
     def env(self) -> dict[str, str]:
-        return {"CONTAINERD_ADDRESS": self.sock, "CONTAINERD_NAMESPACE": self.namespace}
+        return {"CONTAINERD_ADDRESS": self.sock}
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """``env``: extra environment of the daemon (its shims and runtimes inherit it)."""
         os.makedirs(self.run_dir, exist_ok=True)
         out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(["containerd", "--config", str(self.config)],
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                     env=dict(os.environ, **(env or {})),
                                      start_new_session=True)
         out.close()
         wait_for(self.sock, self.proc, self.log, "containerd")
