@@ -58,3 +58,23 @@ def test_bad_oci_state(raw):
 
     with pytest.raises(HookError):
         read_oci_state(io.StringIO(raw))
+
+
+def test_wrapper_configs_match_generator():
+    assert load("hooks/docker/daemon.json") == hookspec.merge_docker_daemon_json({}, "/usr/bin",
+                                                                                 **LOGS)
+    assert load("hooks/containerd/runc.json") == hookspec.wrapper_settings(**LOGS)
+    assert (ROOT / "hooks/containerd/config.toml").read_text() == hookspec.containerd_toml()
+    assert (ROOT / "hooks/crio/50-syscontainer-runc.conf").read_text() == hookspec.crio_conf()
+
+
+def test_docker_daemon_json_merge_keeps_what_was_there():
+    current = {"log-level": "warn", "runtimes": {"kata": {"path": "/usr/bin/kata"}}}
+    merged = hookspec.merge_docker_daemon_json(current, "/opt/bin", default=True, lxcfs=False,
+                                               state_dir="/s")
+    assert merged["log-level"] == "warn" and merged["default-runtime"] == "syscontainer-runc"
+    assert merged["runtimes"]["kata"] == {"path": "/usr/bin/kata"}
+    assert merged["runtimes"]["syscontainer-runc"] == {
+        "path": "/opt/bin/syscontainer-runc",
+        "runtimeArgs": ["--sc-runtime=runc", "--sc-lxcfs=0", "--sc-log-dir=", "--sc-state-dir=/s"]}
+    assert current["runtimes"] == {"kata": {"path": "/usr/bin/kata"}}
