@@ -159,18 +159,22 @@ def merge_docker_daemon_json(current: dict[str, Any], bindir: str, *, default: b
     return out
 
 
-def containerd_toml(bindir: str = "/usr/bin") -> str:
-    """containerd (config version 2): the CRI's runc runs as the wrapper."""
-    table = 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc'
+def containerd_toml(bindir: str = "/usr/bin", handler: str = "syscontainer") -> str:
+    """containerd (config version 2): a CRI runtime handler that runs the
+    wrapper as the runc shim's binary.  Pods opt in through a RuntimeClass
+    with this handler; ``handler="runc"`` wires every pod instead."""
+    table = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}'
     return (f"# merge into /etc/containerd/config.toml, then restart containerd;\n"
             f"# the wrapper reads its settings from {WRAPPER_CONFIG}\n"
             f"version = 2\n\n[{table}]\n  runtime_type = \"io.containerd.runc.v2\"\n\n"
             f"[{table}.options]\n  BinaryName = \"{os.path.join(bindir, WRAPPER)}\"\n")
 
 
-def crio_conf(bindir: str = "/usr/bin") -> str:
-    """CRI-O drop-in: runc runs as the wrapper (or use hooks.d, as podman does)."""
+def crio_conf(bindir: str = "/usr/bin", handler: str = "syscontainer") -> str:
+    """CRI-O drop-in: a runtime handler that is the wrapper (CRI-O also reads
+    OCI hooks from hooks.d, as podman does: install-hooks --engine podman)."""
     return (f"# /etc/crio/crio.conf.d/50-syscontainer-runc.conf; the wrapper reads its\n"
             f"# settings from {WRAPPER_CONFIG}\n"
-            f"[crio.runtime.runtimes.runc]\nruntime_path = \"{os.path.join(bindir, WRAPPER)}\"\n"
-            f"runtime_type = \"oci\"\nruntime_root = \"/run/runc\"\n")
+            f"[crio.runtime.runtimes.{handler}]\n"
+            f"runtime_path = \"{os.path.join(bindir, WRAPPER)}\"\n"
+            f"runtime_type = \"oci\"\nruntime_root = \"/run/{handler}\"\n")

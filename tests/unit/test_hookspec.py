@@ -60,12 +60,9 @@ def test_bad_oci_state(raw):
         read_oci_state(io.StringIO(raw))
 
 
-def test_wrapper_configs_match_generator():
+def test_docker_daemon_json_matches_generator():
     assert load("hooks/docker/daemon.json") == hookspec.merge_docker_daemon_json({}, "/usr/bin",
                                                                                  **LOGS)
-    assert load("hooks/containerd/runc.json") == hookspec.wrapper_settings(**LOGS)
-    assert (ROOT / "hooks/containerd/config.toml").read_text() == hookspec.containerd_toml()
-    assert (ROOT / "hooks/crio/50-syscontainer-runc.conf").read_text() == hookspec.crio_conf()
 
 
 def test_docker_daemon_json_merge_keeps_what_was_there():
