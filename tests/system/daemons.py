@@ -7,8 +7,11 @@ the session PREFIX), touches no network of the host (dockerd: no bridge, no
 iptables, no IP forwarding or masquerading) and never talks to a daemon that
 was already running.  The one shared place is containerd's shim socket
 directory, /run/containerd/s, where each shim makes a socket named by a hash
-of its own daemon's address and removes it when it exits.  Stopping removes
-every container, the daemon, its mounts and its directories.
+of its own daemon's address and removes it when it exits (the directories
+there that a test's daemon made are removed again when they are empty).
+dockerd's trust key goes to the test's directory, not /etc/docker.
+Stopping removes every container, the daemon, its mounts and its
+directories.
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ from syscontainer_tools import syscalls
 from .conftest import PREFIX, run
 
 IMAGE = f"docker.io/library/{PREFIX}-busybox:1"
+# where containerd's shims and ctr put things whatever the daemon's own state dir
+SHARED = ("/run/containerd", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc")
+
+
+class SharedDirs:
+    """Remembers which of the shared directories existed; ``tidy()`` removes
+    the others again if they are empty."""
+
+    def __init__(self) -> None:
+        self.before = {d for d in SHARED if os.path.exists(d)}
+
+    def tidy(self) -> None:
+        for d in sorted(set(SHARED) - self.before, key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
 
 
 def have(*programs: str) -> str | None:
@@ -106,8 +124,10 @@ class Dockerd:
         self.host = f"unix://{self.sock}"
         self.log = top / "dockerd.log"
         self.config = top / "daemon.json"
-        self.config.write_text(json.dumps(daemon_json))
+        self.config.write_text(json.dumps({"deprecated-key-path": str(top / "key.json"),
+                                           **daemon_json}))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.shared = SharedDirs()
 
     @property
     def env(self) -> dict[str, str]:
@@ -152,6 +172,7 @@ class Dockerd:
         unmount_under(self.run_dir, str(self.top))
         shutil.rmtree(self.run_dir, ignore_errors=True)
         shutil.rmtree(self.top, ignore_errors=True)
+        self.shared.tidy()
 
 
 class Containerd:
@@ -171,6 +192,7 @@ class Containerd:
             f'[grpc]\n  address = "{self.sock}"\n'
             f'[ttrpc]\n  address = "{self.sock}.ttrpc"\n')
         self.proc: subprocess.Popen[bytes] | None = None
+        self.shared = SharedDirs()
         self.namespace = "default"      # a private daemon: its default namespace is ours
 
     @property
@@ -214,3 +236,4 @@ class Containerd:
         unmount_under(self.run_dir, str(self.top))
         shutil.rmtree(self.run_dir, ignore_errors=True)
         shutil.rmtree(self.top, ignore_errors=True)
+        self.shared.tidy()

@@ -71,7 +71,9 @@ class Env:
     def container(self, suffix: str, *, wrapped: bool, start: bool = True) -> Kt:
         cid = f"{PREFIX}-{suffix}"
         binary = ["--runc-binary", str(BIN / "syscontainer-runc")] if wrapped else []
-        self.daemon.ctr("run", "-d", "--null-io", *binary, self.image, cid, "/bin/sleep", "1000000")
+        # runc's state under the test's own directory, not /run/containerd/runc
+        self.daemon.ctr("run", "-d", "--null-io", "--runc-root", f"{self.daemon.run_dir}/runc",
+                        *binary, self.image, cid, "/bin/sleep", "1000000")
         self.made.append(cid)
         kt = Kt(self.daemon, cid)
         if not start:
