@@ -5,8 +5,8 @@ Every engine module provides
 * ``list_argv(runtime_root) -> list[str]``: a cheap listing command,
 * ``parse_list(stdout) -> list[Candidate]``: its ids and names,
   (or, where one listing is not enough -- containerd lists per namespace --
-  ``list_argvs(runtime_root) -> list[list[str]]`` and
-  ``parse_list(stdout, argv)``),
+  ``list_argvs(runtime_root, auto) -> list[list[str]]``, which may skip
+  itself under ``auto``, and ``parse_list(stdout, argv)``),
 * ``inspect(candidate, runtime_root) -> Container``: the full record.
 
 ``find()`` runs the listings of all selected engines at once, matches the
