@@ -141,7 +141,7 @@ class Dockerd:
                 str(self.top / "data"), "--exec-root", f"{self.run_dir}/exec",
                 "-H", self.host, "--pidfile", f"{self.run_dir}/docker.pid",
                 "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-                "--ip-masq=false", "--userland-proxy=false", "--storage-driver", "overlay2"]
+                "--ip-masq=false", "--userland-proxy=false"]
         out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                      start_new_session=True)
