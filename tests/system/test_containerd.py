@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -141,10 +142,14 @@ def _add_all(env: Env, k: Kt, loop, share: Path) -> None:
 
 
 def _check_all(k: Kt, loop) -> None:
-    out = k.sh(f"stat -c '%t:%T' /dev/{PREFIX}disk").stdout.strip().split(":")
-    assert (int(out[0], 16), int(out[1], 16)) == loop.majmin
+    # read through the init's root (its mount namespace) from the host: ctr's
+    # exec output is not what is tested here; exec is used for exit statuses
+    root = f"/proc/{k.pid}/root"
+    st = os.stat(f"{root}/dev/{PREFIX}disk")
+    assert stat.S_ISBLK(st.st_mode)
+    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == loop.majmin
     assert k.sh(f"dd if=/dev/{PREFIX}disk of=/dev/null bs=512 count=1").returncode == 0
-    assert k.sh("cat /mnt/share/f").stdout == "from host\n"
+    assert Path(f"{root}/mnt/share/f").read_text() == "from host\n"
     with in_ctr(k) as ipr:  # type: ignore[arg-type]
         assert addrs(ipr, "eth1") == {f"{NET}.10/24"}
         assert (f"10.220.{OCTET}.0/24", f"{NET}.1", "eth1") in routes(ipr, socket.AF_INET)
@@ -179,4 +184,4 @@ def test_stopped_container_says_whether_its_runtime_will_apply(ctd_env: Env, tmp
     out = ctd_env.tool("add-path", wired.id, f"{share}:/mnt/share")
     assert "the change is saved and applied when it starts" in out.stderr
     ctd_env.daemon.ctr("tasks", "start", "-d", "--null-io", wired.id)
-    assert wired.sh("cat /mnt/share/f").stdout == "from host\n"
+    assert Path(f"/proc/{wired.pid}/root/mnt/share/f").read_text() == "from host\n"
