@@ -46,9 +46,11 @@ FSTYPE = "fuse.lxcfs"
 PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "diskstats", "partitions", "swaps",
               "loadavg")
 SYS_FILES = ("sys/devices/system/cpu/online",)
+# served only where the host has PSI; a daemon without them (C lxcfs < 7) is fine
+PRESSURE_FILES = ("proc/pressure/cpu", "proc/pressure/io", "proc/pressure/memory")
 # lxcfs file (relative to the lxcfs directory) -> where it goes in the container
 FILE_TARGETS = tuple((f"proc/{name}", f"/proc/{name}") for name in PROC_FILES) + tuple(
-    (rel, "/" + rel) for rel in SYS_FILES)
+    (rel, "/" + rel) for rel in SYS_FILES + PRESSURE_FILES)
 _STALE_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)
 _MAX_STACK = 8   # stale mounts stacked on one target that we unmount at most
 PROBE_TIMEOUT = 5.0  # seconds a daemon has to answer one read
@@ -472,3 +474,54 @@ def prestart(directory: str) -> list[str]:
     else:
         lines.append(f"{parent} is already a shared mount")
     return lines
+
+
+# --- the daemon stopping for good: take its view out of every mount namespace -----------
+
+def namespaces_with(dev: int, directory: str, proc: str = "/proc") -> dict[int, int]:
+    """{one pid per mount namespace: how many of its view targets are mounts of
+    the lxcfs superblock ``dev``}, the caller's own namespace left out."""
+    own = os.stat(f"{proc}/self/ns/mnt").st_ino
+    seen: set[int] = {own}
+    out: dict[int, int] = {}
+    places = set(target_paths(directory))
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            mnt_ns = os.stat(f"{proc}/{name}/ns/mnt").st_ino
+            if mnt_ns in seen:
+                continue
+            seen.add(mnt_ns)
+            hits = [e for e in read_mountinfo(int(name))
+                    if e.fstype == FSTYPE and e.dev == dev and e.point in places]
+        except OSError:
+            continue
+        if hits:
+            out[int(name)] = len(hits)
+    return out
+
+
+def umount_everywhere(dev: int, directory: str) -> list[tuple[int, str]]:
+    """Unmount the lxcfs superblock ``dev`` from the view's targets in every
+    other mount namespace (containers then see their own /proc again).
+    Returns (pid, failure) for the namespaces that could not be cleaned."""
+    failures: list[tuple[int, str]] = []
+    for pid in namespaces_with(dev, directory):
+        try:
+            pidfd = syscalls.pidfd_open(pid)
+        except OSError:
+            continue   # gone meanwhile
+        procfd = _procfd()
+        try:
+            items = [(path, False, -1) for _, path in FILE_TARGETS] + [(directory, True, -1)]
+            plan = Plan(procfd=procfd, live_dev=0, lxcfs_devs=frozenset({dev}), items=items,
+                        umount_only=True)
+            report = ns.run_in(pidfd, pid, apply_plan, plan, flags=ns.MNT)
+            log.info("pid %d: unmounted %s", pid, ", ".join(report.unmounted) or "nothing")
+        except (OSError, ToolError) as err:
+            failures.append((pid, str(err)))
+        finally:
+            os.close(procfd)
+            os.close(pidfd)
+    return failures
