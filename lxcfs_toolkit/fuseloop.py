@@ -19,9 +19,10 @@ Each daemon works on its own clone of the connection's descriptor
 (``FUSE_DEV_IOC_CLONE``): requests it has read but not yet answered belong to
 that clone, so a daemon that is killed mid-request fails only those (the
 kernel answers them ECONNABORTED) and the rest wait in the connection's queue
-for the next daemon.  The clone is non-blocking; idle workers wait in poll()
-together with a wake-up pipe, so a daemon can stop its workers after the
-request each one is answering (``Session.stop``).
+for the next daemon.  Idle workers block in read(2) (the kernel wakes exactly
+one per request; poll() would wake them all); ``Session.stop`` interrupts
+them with a signal (``WAKE_SIGNAL``, read(2) through ctypes sees EINTR
+instead of Python retrying), after the request each one is answering.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import errno
 import fcntl
 import logging
 import os
-import select
+import signal
 import stat
 import struct
 import threading
@@ -87,6 +88,11 @@ _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: a reply write keeps the GIL
 _write = _libc.write
 _write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
 _write.restype = ctypes.c_ssize_t
+_libc_nogil = ctypes.CDLL(None, use_errno=True)  # CDLL: a blocking read lets go of the GIL
+_read = _libc_nogil.read
+_read.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t)
+_read.restype = ctypes.c_ssize_t
+WAKE_SIGNAL = signal.SIGURG
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,8 @@ class Tree:
 
 
 def clone_fd(fd: int) -> int:
-    """A new /dev/fuse description on the connection of ``fd`` (non-blocking, cloexec)."""
-    new = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+    """A new /dev/fuse description on the connection of ``fd`` (cloexec)."""
+    new = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
     try:
         fcntl.ioctl(new, FUSE_DEV_IOC_CLONE, struct.pack("<I", fd))
     except OSError:
@@ -160,7 +166,6 @@ class Session:
         if minor is not None:
             self.initialized.set()
         self._stop = False
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._threads: list[threading.Thread] = []
         self._serial = 0
         self._serial_lock = threading.Lock()
@@ -177,6 +182,9 @@ class Session:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            # a handler (not SIG_IGN) so that the signal interrupts read(2)
+            signal.signal(WAKE_SIGNAL, lambda signum, frame: None)
         for i in range(self.threads_wanted):
             t = threading.Thread(target=self._worker, name=f"fuse-{i}", daemon=True)
             t.start()
@@ -185,15 +193,19 @@ class Session:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers once each has answered the request it is on."""
         self._stop = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        me = threading.current_thread()
         for t in self._threads:
-            t.join(timeout)
+            if t is me:
+                continue
+            for _ in range(int(timeout / 0.05)):
+                if t.ident is None or not t.is_alive():
+                    break
+                try:
+                    signal.pthread_kill(t.ident, WAKE_SIGNAL)
+                except (ProcessLookupError, OSError):
+                    break
+                t.join(0.05)
         os.close(self.fd)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -201,28 +213,21 @@ class Session:
         if self.on_thread is not None:
             self.on_thread()
         fd = self.fd
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        read, unpack = os.read, IN_HEADER.unpack_from
+        buf = ctypes.create_string_buffer(BUFSIZE)
+        view = memoryview(buf).cast("B")
+        unpack = IN_HEADER.unpack_from
         handlers, reply_err = self._handlers, self._reply_error
         while not self._stop:
-            try:
-                req = read(fd, BUFSIZE)
-            except BlockingIOError:
-                poller.poll()
-                continue
-            except InterruptedError:
-                continue
-            except OSError as err:
-                if err.errno == errno.ENOENT:   # the request was interrupted: gone
+            n = _read(fd, buf, BUFSIZE)
+            if n < 0:
+                err = ctypes.get_errno()
+                if err in (errno.EINTR, errno.EAGAIN, errno.ENOENT):  # ENOENT: interrupted request
                     continue
-                if err.errno == errno.ENODEV:   # unmounted and aborted
-                    self.destroyed.set()
-                    return
-                log.error("reading /dev/fuse: %s", err.strerror)
+                if err != errno.ENODEV:     # ENODEV: unmounted and aborted
+                    log.error("reading /dev/fuse: %s", os.strerror(err))
                 self.destroyed.set()
                 return
+            req = view[:n]
             _len, opcode, unique, nodeid, _uid, _gid, pid, _x, _p = unpack(req)
             if opcode == FORGET or opcode == BATCH_FORGET or opcode == INTERRUPT:
                 continue   # no answer: nothing to forget in a fixed tree
@@ -231,7 +236,7 @@ class Session:
                 reply_err(unique, errno.ENOSYS)
                 continue
             try:
-                handler(unique, nodeid, pid, memoryview(req)[IN_HEADER.size:])
+                handler(unique, nodeid, pid, req[IN_HEADER.size:])
             except OSError as err:
                 reply_err(unique, err.errno or errno.EIO)
             except Exception:
