@@ -229,7 +229,7 @@ class Session:
                 return
             req = view[:n]
             _len, opcode, unique, nodeid, _uid, _gid, pid, _x, _p = unpack(req)
-            if opcode == FORGET or opcode == BATCH_FORGET or opcode == INTERRUPT:
+            if opcode in (FORGET, BATCH_FORGET, INTERRUPT):
                 continue   # no answer: nothing to forget in a fixed tree
             handler = handlers.get(opcode)
             if handler is None:

@@ -214,8 +214,8 @@ class ControlServer:
                         log.warning("a new daemon took the connection but did not start")
                         continue
                     log.info("a new daemon serves the mount: retiring")
+                    self.retired.set()   # before retire() wakes the main thread
                     self.retire()
-                    self.retired.set()
                     with contextlib.suppress(OSError):
                         conn.sendall(b"retired\n")
                     return
@@ -287,32 +287,86 @@ def spawn_keeper(mountpoint: str, fd: int) -> int:
     return proc.pid
 
 
-def keep(mountpoint: str, fd: int) -> int:
-    """The keeper's loop: hold ``fd``; hand it out; end with the connection."""
+KEEP_SECONDS = 60.0   # how long the keeper waits for a new daemon after the last one died
+
+
+def attach(mountpoint: str) -> socket.socket | None:
+    """A daemon's connection to the keeper: when it breaks (the daemon died)
+    and no other daemon is attached, the keeper waits ``KEEP_SECONDS`` for
+    one, then gives up the connection (readers then get ENOTCONN, as before)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(paths(mountpoint)[1])
+        s.sendall(b"attach\n")
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def _mounted_dev(mountpoint: str) -> int | None:
+    from syscontainer_tools import mountinfo
+
+    try:
+        top = mountinfo.top_mount(mountinfo.read(), mountpoint)
+    except OSError:
+        return None
+    return top.dev if top is not None and top.fstype == "fuse.lxcfs" else None
+
+
+def keep(mountpoint: str, fd: int, keep_seconds: float = KEEP_SECONDS) -> int:
+    """The keeper's loop: hold ``fd``; hand it out.  It ends when the
+    connection ends, when a daemon stopping for good says ``quit``, when the
+    mount point no longer shows this connection (detached: no daemon could
+    find it), or ``keep_seconds`` after the last attached daemon died."""
+    import time
+
     sock = listen(paths(mountpoint)[1])
+    dev = _mounted_dev(mountpoint)
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     poller.register(fd, 0)   # only POLLERR/POLLHUP: the connection ended
+    attached: dict[int, socket.socket] = {}
+    orphaned_at: float | None = None
     try:
         while True:
-            for ready, events in poller.poll():
-                if ready == fd and events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-                    return 0
-                if ready != sock.fileno():
+            events = poller.poll(1000)
+            if dev is not None and _mounted_dev(mountpoint) != dev:
+                return 0
+            if attached:
+                orphaned_at = None
+            elif orphaned_at is not None and time.monotonic() - orphaned_at > keep_seconds:
+                print(f"lxcfs keeper: no daemon for {keep_seconds:g} s: giving up {mountpoint}",
+                      file=sys.stderr)
+                return 0
+            for ready, ev in events:
+                if ready == fd:
+                    if ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                        return 0
+                    continue
+                if ready in attached:    # a daemon's attach connection: EOF = it died
+                    poller.unregister(ready)
+                    attached.pop(ready).close()
+                    if not attached:
+                        orphaned_at = time.monotonic()
                     continue
                 conn, _ = sock.accept()
-                with conn:
-                    conn.settimeout(5.0)
-                    try:
-                        request = conn.recv(64).strip()
-                        if request == b"quit":
-                            conn.sendall(b"bye\n")
-                            return 0
-                        if request == b"fd":
-                            _send_fd(conn, read_state(mountpoint), fd)
-                    except OSError as err:
-                        if err.errno != errno.EPIPE:
-                            print(f"lxcfs keeper: {err}", file=sys.stderr)
+                conn.settimeout(5.0)
+                try:
+                    request = conn.recv(64).strip()
+                    if request == b"attach":
+                        attached[conn.fileno()] = conn
+                        poller.register(conn.fileno(), select.POLLIN)
+                        continue
+                    if request == b"quit":
+                        conn.sendall(b"bye\n")
+                        return 0
+                    if request == b"fd":
+                        _send_fd(conn, read_state(mountpoint), fd)
+                except OSError as err:
+                    if err.errno != errno.EPIPE:
+                        print(f"lxcfs keeper: {err}", file=sys.stderr)
+                conn.close()
     finally:
         unlink_if_ours(sock, paths(mountpoint)[1])
         sock.close()

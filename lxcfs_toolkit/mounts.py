@@ -435,21 +435,34 @@ def prestart(directory: str) -> list[str]:
       ``/var/lib/lxcfs``) is left alone: binding it on itself would hide or
       leak those; lxcfs-hook and remount do not need the shared parent.
     """
+    from . import handover
+
     lines: list[str] = []
-    try:
-        daemon(directory)
-    except NotAnswering:
-        pass
+    top = top_mount(read_mountinfo(), directory)
+    held = handover.read_state(directory).get("dev")
+    if top is not None and top.fstype == FSTYPE and held is not None and top.dev == held:
+        # a restart: systemd's fd store or the keeper holds the connection and
+        # the next daemon takes it over (serve detaches it if it is dead)
+        lines.append(f"left the lxcfs mount at {directory} in place: its connection is "
+                     "kept for the next daemon")
+        directory_ready = True
     else:
-        raise ToolError(f"an lxcfs daemon already answers at {directory}",
-                        hint="stop it before running prestart")
-    for _ in range(_MAX_STACK):
+        directory_ready = False
+        try:
+            daemon(directory)
+        except NotAnswering:
+            pass
+        else:
+            raise ToolError(f"an lxcfs daemon already answers at {directory}",
+                            hint="stop it before running prestart")
+    for _ in range(0 if directory_ready else _MAX_STACK):
         top = top_mount(read_mountinfo(), directory)
         if top is None or not top.fstype.startswith("fuse"):
             break
         syscalls.umount(directory, syscalls.MNT_DETACH)
         lines.append(f"detached the stale {top.fstype} mount at {directory}")
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if not directory_ready:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
     parent = os.path.dirname(directory)
     if parent == "/":
         raise ToolError(f"{directory}: the lxcfs directory needs a parent other than /")

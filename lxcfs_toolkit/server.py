@@ -24,6 +24,7 @@ Signals:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
@@ -31,6 +32,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from syscontainer_tools import mountinfo, syscalls
@@ -137,6 +139,7 @@ def _connect(mountpoint: str) -> tuple[Any, Any]:
         if kept is not None and handover.connection_alive(kept.fd):
             log.info("resuming the connection the keeper held for %s", mountpoint)
             return kept, None
+    handover.stop_keeper(mountpoint)   # a keeper of a connection no longer mounted here
     check_mountpoint(mountpoint)
     try:
         fd = fuseloop.mount(mountpoint)
@@ -159,10 +162,8 @@ def reload_views(old_ops: Any, cfs_quota: bool) -> Any:
         module = sys.modules.get(name)
         module = importlib.reload(module) if module is not None else importlib.import_module(name)
     ops = _new_ops(cfs_quota)
-    try:
+    with contextlib.suppress(AttributeError):
         ops.loads = old_ops.loads   # keep the load average's history
-    except AttributeError:
-        pass
     return ops
 
 
@@ -282,18 +283,30 @@ def serve(
     dev = _mount_dev(mountpoint) or 0
     handover.write_state(mountpoint, session.minor or fuseloop.OUR_MINOR, dev)
     fdstore = handover.sd_notify(f"FDSTORE=1\nFDNAME={handover.FDNAME}", [conn.fd])
-    if not fdstore and conn.source in ("mount", "keeper"):
-        if conn.source == "mount":
+    keeper = None
+    if not fdstore:
+        keeper = handover.attach(mountpoint)
+        if keeper is None:
             handover.spawn_keeper(mountpoint, conn.fd)
+            for _ in range(100):
+                keeper = handover.attach(mountpoint)
+                if keeper is not None:
+                    break
+                time.sleep(0.02)
     daemon = _Daemon(session, mountpoint, cfs_quota, fdstore)
+    def retire() -> None:
+        session.stop()
+        daemon.wake.set()
+
+    def watch() -> None:
+        session.destroyed.wait()
+        daemon.wake.set()
+
     control = handover.ControlServer(
         handover.paths(mountpoint)[0], conn.fd,
-        info=lambda: {"minor": session.minor or fuseloop.OUR_MINOR},
-        retire=lambda: (session.stop(), daemon.wake.set()))
+        info=lambda: {"minor": session.minor or fuseloop.OUR_MINOR}, retire=retire)
     daemon.install()
-    watcher = threading.Thread(target=lambda: (session.destroyed.wait(), daemon.wake.set()),
-                               name="destroyed", daemon=True)
-    watcher.start()
+    threading.Thread(target=watch, name="destroyed", daemon=True).start()
     handover.sd_notify(f"READY=1\nMAINPID={os.getpid()}")
     log.info("serving lxcfs at %s (%s, %d workers, protocol 7.%s)", mountpoint,
              {"mount": "new mount", "daemon": "taken over from the running daemon",
