@@ -148,6 +148,16 @@ def take_from_keeper(mountpoint: str) -> Connection | None:
     return Connection(fd, info.get("minor"), "keeper")
 
 
+def daemon_running(mountpoint: str) -> bool:
+    """Whether a daemon listens on ``mountpoint``'s control socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(paths(mountpoint)[0])
+        except OSError:
+            return False
+    return True
+
+
 def stop_keeper(mountpoint: str) -> None:
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(2.0)

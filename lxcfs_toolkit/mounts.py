@@ -440,6 +440,10 @@ def prestart(directory: str) -> list[str]:
     lines: list[str] = []
     top = top_mount(read_mountinfo(), directory)
     held = handover.read_state(directory).get("dev")
+    if (top is not None and top.fstype == FSTYPE and held is not None and top.dev == held
+            and handover.daemon_running(directory)):
+        raise ToolError(f"an lxcfs daemon already answers at {directory}",
+                        hint="stop it before running prestart")
     if top is not None and top.fstype == FSTYPE and held is not None and top.dev == held:
         # a restart: systemd's fd store or the keeper holds the connection and
         # the next daemon takes it over (serve detaches it if it is dead)
