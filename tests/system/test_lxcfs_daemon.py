@@ -387,8 +387,18 @@ def test_stale_mount_is_detected_and_cleaned(mounts: dict[str, str], tmp_path: P
     second = None
     try:
         first.wait_up()
-        first.proc.kill()  # leaves the mount behind, answering ENOTCONN
+        first.proc.kill()  # with its keeper: leaves the mount behind, answering ENOTCONN
         first.proc.wait()
+        from .test_lxcfs_hook import keepers
+
+        for _ in range(100):
+            pids = keepers(first.mnt)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
         with pytest.raises(OSError) as err:
             os.listdir(first.mnt)
         assert err.value.errno == 107  # ENOTCONN
