@@ -205,12 +205,11 @@ def _restarting_under_systemd() -> bool:
 class _Daemon:
     """Signals and the main thread's loop."""
 
-    def __init__(self, session: Any, mountpoint: str, cfs_quota: bool, fdstore: bool) -> None:
-        self.session = session
-        self.mountpoint = mountpoint
+    def __init__(self, cfs_quota: bool) -> None:
+        self.session: Any = None       # set once it serves; signals before that wait for it
         self.cfs_quota = cfs_quota
-        self.fdstore = fdstore
         self.wake = threading.Event()
+        self.pending_toggles = 0
         self.stop_signal = 0
         self.lock = threading.Lock()
 
@@ -227,6 +226,8 @@ class _Daemon:
         self.wake.set()
 
     def _on_reload(self, signum: int, frame: Any) -> None:
+        if self.session is None:
+            return      # not serving yet: the code just loaded is the newest
         try:
             self.session.ops = reload_views(self.session.ops, self.cfs_quota)
             log.info("SIGUSR1: view code reloaded")
@@ -234,6 +235,9 @@ class _Daemon:
             log.exception("SIGUSR1: reloading the view code failed; the old code keeps serving")
 
     def _on_toggle(self, signum: int, frame: Any) -> None:
+        if self.session is None:
+            self.pending_toggles += 1
+            return
         self.session.virtualize = not self.session.virtualize
         log.info("SIGUSR2: virtualisation %s", "on" if self.session.virtualize else
                  "off: every reader gets the host's files")
@@ -260,6 +264,9 @@ def serve(
     from lxcfs_toolkit import fs, fuseloop, handover
 
     mountpoint = os.path.abspath(mountpoint)
+    daemon = _Daemon(cfs_quota)
+    if threading.current_thread() is threading.main_thread():
+        daemon.install()   # before mounting: no signal may kill it by accident
     conn, old = _connect(mountpoint)
     ops = _new_ops(cfs_quota)
     governor = None
@@ -293,7 +300,9 @@ def serve(
                 if keeper is not None:
                     break
                 time.sleep(0.02)
-    daemon = _Daemon(session, mountpoint, cfs_quota, fdstore)
+    daemon.session = session
+    if daemon.pending_toggles % 2:
+        session.virtualize = False
     def retire() -> None:
         session.stop()
         daemon.wake.set()
@@ -305,7 +314,6 @@ def serve(
     control = handover.ControlServer(
         handover.paths(mountpoint)[0], conn.fd,
         info=lambda: {"minor": session.minor or fuseloop.OUR_MINOR}, retire=retire)
-    daemon.install()
     threading.Thread(target=watch, name="destroyed", daemon=True).start()
     handover.sd_notify(f"READY=1\nMAINPID={os.getpid()}")
     log.info("serving lxcfs at %s (%s, %d workers, protocol 7.%s)", mountpoint,
