@@ -344,10 +344,10 @@ def serve(
 
 
 def _stop_for_good(session: Any, mountpoint: str, dev: int, fd: int, fdstore: bool) -> None:
-    from lxcfs_toolkit import handover, mounts
+    from lxcfs_toolkit import handover, withdraw
 
     if dev:
-        for pid, failure in mounts.umount_everywhere(dev, mountpoint):
+        for pid, failure in withdraw.umount_everywhere(dev, mountpoint):
             log.error("cannot take the lxcfs view out of pid %d's mounts: %s", pid, failure)
     handover.stop_keeper(mountpoint)
     if fdstore:
