@@ -276,3 +276,92 @@ def test_sigkill_of_daemon_and_keeper_leaves_a_stale_mount_the_next_daemon_clean
     second = world.daemon("second")
     assert "stale FUSE mount" in second.text()
     assert parse_meminfo(meminfo(world).encode())["MemTotal"] == LIMIT_KB
+
+
+class FakeSystemd:
+    """The notify socket of a service manager: collects messages and stored descriptors."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self.store: list[int] = []
+
+    def drain(self) -> None:
+        import array
+        import socket
+
+        while True:
+            fds = array.array("i")
+            try:
+                msg, anc, _f, _a = self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * fds.itemsize))
+            except (socket.timeout, BlockingIOError):
+                return
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            text = msg.decode()
+            self.messages.append(text)
+            if "FDSTORE=1" in text:
+                self.store.extend(fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def start(self, w: World, name: str) -> Lxcfs:
+        """Start a daemon as systemd would: NOTIFY_SOCKET, and the store in LISTEN_FDS."""
+        env = dict(os.environ, LXCFS_TOOLKIT_RUN_DIR=str(w.run_dir), NOTIFY_SOCKET=str(self.path))
+        log = w.tmp / f"{name}.log"
+        argv = [sys.executable, "-m", "lxcfs_toolkit.server", "--log", str(log), str(w.mnt)]
+        stored = self.store[:1]
+        if stored:
+            env.update(LISTEN_FDS="1", LISTEN_FDNAMES="lxcfs-fuse")
+            argv = ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", *argv]
+        d = Lxcfs.__new__(Lxcfs)
+        d.mnt, d.log = w.mnt, log
+        d.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(3,) if stored else (),
+            preexec_fn=(lambda: os.dup2(stored[0], 3)) if stored else None)
+        w.daemons.append(d)
+        d.wait_log("serving lxcfs at")
+        return d
+
+    def close(self) -> None:
+        self.sock.close()
+        for fd in self.store:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_systemd_fd_store_keeps_the_connection_across_a_crash_and_stop_empties_it(
+        world: World) -> None:
+    sd = FakeSystemd(world.tmp / "notify")
+    try:
+        first = sd.start(world, "first")
+        sd.drain()
+        assert any("READY=1" in m for m in sd.messages)
+        assert len(sd.store) == 1, sd.messages          # the connection is in the store
+        assert world.keepers() == []                    # systemd holds it: no keeper
+        procs = world.readers(4, 5.0)
+        time.sleep(1)
+        first.proc.kill()                               # a crash; systemd restarts it 1 s later
+        first.proc.wait()
+        time.sleep(1)
+        second = sd.start(world, "second")
+        assert "resumed from systemd's store" in second.text()
+        results = world.results(procs)
+        assert sum(r["errors"] for r in results) <= 4, results   # type: ignore[misc]
+        assert all(r["reads"] > 10 and r["totals"] == [LIMIT_KB] for r in results), results
+        # systemctl stop (the unit's job is not a restart): unmount, empty the store
+        second.signal(signal.SIGTERM)
+        assert second.proc.wait(20) == 0
+        sd.drain()
+        assert any("FDSTOREREMOVE=1" in m for m in sd.messages), sd.messages
+        assert not _mounted(str(world.mnt))
+    finally:
+        sd.close()
