@@ -61,7 +61,11 @@ class Daemon:
             return ["lxcfs", "-f", "-p", str(self.pidfile), self.directory]
         return [SERVER_PYTHON or sys.executable, "-m", "lxcfs_toolkit.server", self.directory]
 
+    def _servings(self) -> int:
+        return self.log.read_text(errors="replace").count("serving lxcfs at") if self.log.exists() else 0
+
     def start(self) -> None:
+        servings = self._servings()
         env = dict(os.environ)
         out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
@@ -72,7 +76,10 @@ class Daemon:
         while True:
             try:
                 mounts.daemon(self.directory)
-                return
+                # the Python daemon is fully up (its keeper started) once it says so
+                if self.kind == "c" or self._servings() > servings:
+                    return
+                raise mounts.NotAnswering("not fully up yet")
             except mounts.NotAnswering:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"{self.kind} lxcfs did not come up: "
