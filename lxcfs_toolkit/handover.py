@@ -337,7 +337,7 @@ def keep(mountpoint: str, fd: int, keep_seconds: float = KEEP_SECONDS) -> int:
     poller.register(sock.fileno(), select.POLLIN)
     poller.register(fd, 0)   # only POLLERR/POLLHUP: the connection ended
     attached: dict[int, socket.socket] = {}
-    orphaned_at: float | None = None
+    orphaned_at: float | None = time.monotonic()   # a daemon killed before it attached counts
     try:
         while True:
             events = poller.poll(1000)
