@@ -390,7 +390,7 @@ def test_stale_mount_is_detected_and_cleaned(mounts: dict[str, str], tmp_path: P
         from .test_lxcfs_hook import keepers
 
         for _ in range(200):   # fully up: its keeper started (it logs "serving" after that)
-            if "serving lxcfs at" in (tmp_path / "log").read_text():
+            if "serving lxcfs at" in (tmp_path / "log1").read_text():
                 break
             time.sleep(0.05)
         first.proc.kill()  # with its keeper: leaves the mount behind, answering ENOTCONN
