@@ -1,4 +1,4 @@
-"""scripts/build-packages.sh: the wheel installs into a fresh venv and its four
+"""scripts/build-packages.sh: the wheel installs into a fresh venv and its
 programs run; the sdist carries what the spec installs; the RPM holds the
 programs (shebang /usr/bin/python3), the hook specs, the unit, completions,
 and its scriptlets prepare the directories."""
@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 # (no tomllib before Python 3.11)
 VERSION = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(),
                     re.MULTILINE).group(1)  # type: ignore[union-attr]
-PROGRAMS = ("syscontainer-tools", "syscontainer-hooks", "lxcfs-toolkit", "lxcfs-hook")
+PROGRAMS = ("syscontainer-tools", "syscontainer-hooks", "lxcfs-toolkit", "lxcfs-hook",
+            "syscontainer-runc")
 HAVE_RPMBUILD = shutil.which("rpmbuild") is not None
 needs_rpm = pytest.mark.skipif(not HAVE_RPMBUILD, reason="rpmbuild not installed")
 
@@ -116,6 +117,12 @@ def test_wheel_installs_into_a_fresh_venv(out, tmp_path):
                               timeout=60, cwd="/")
         assert proc.returncode == 1, (argv, proc.stderr)
         assert "OCI state" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    # the runtime wrapper passes a call straight to the runtime it is given
+    proc = subprocess.run([str(venv / "bin" / "syscontainer-runc"), "--sc-runtime=false",
+                           "state", "x"], capture_output=True, text=True, timeout=60, cwd="/",
+                          stdin=subprocess.DEVNULL, env={**os.environ,
+                                                         "SYSCONTAINER_RUNC_CONFIG": "/nonexistent"})
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
 
 @needs_rpm
 def test_rpm_file_list(rpm):
