@@ -43,17 +43,12 @@ class AffinityGovernor:
         self._opens = self._switches = self._last_pid = 0
 
     def register_thread(self) -> None:
-        """Called once on each libfuse worker (and the main thread)."""
+        """Called once on each FUSE worker (and the main thread)."""
         tid = threading.get_native_id()
         with self._lock:
             self._tids.add(tid)
             if self.pinned:
                 self._set(tid, {self.cpu})
-
-    def forget_thread(self, tid: int) -> None:
-        """Called when a libfuse worker exits."""
-        with self._lock:
-            self._tids.discard(tid)
 
     def note_open(self, pid: int) -> None:
         self._opens += 1

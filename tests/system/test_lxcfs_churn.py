@@ -1,13 +1,11 @@
 """Bursts of concurrent readers do not grow the Python lxcfs daemon.
 
-libfuse 2 starts a worker thread whenever every worker is busy and ends one
-when more than 10 are idle, so bursts of concurrent requests keep creating
-and ending workers.  Each worker pins a Python thread state (fastfuse); one
-that was never deleted when its worker ended cost the daemon megabytes a
-second with 50 busy containers (bench/lxcfs_fleet.py).  Here 100 bursts of
-100 simultaneous reads go through one daemon and its RSS must stay put
-(measured: +1.4 MB on the warm-up, then flat; without the fix +12 to +17 MB
-per 100 bursts and 1,500 thread states left behind).
+Under libfuse 2 (the daemon's loop before lxcfs_toolkit/fuseloop.py) bursts
+of concurrent requests kept creating and ending worker threads, and each
+ended worker left its pinned Python thread state behind: megabytes a second
+with 50 busy containers (bench/lxcfs_fleet.py).  The own loop keeps a fixed
+set of long-lived workers; this test keeps it honest: 100 bursts of 100
+simultaneous reads go through one daemon and its RSS must stay put.
 """
 
 from __future__ import annotations
