@@ -29,6 +29,7 @@ import os
 import sys
 
 from lxcfs_toolkit.kernfile import read_text
+from syscontainer_tools.errors import ToolError, render
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,8 @@ MNT_DETACH = 2
 KERNEL_CACHE_SECONDS = 3600
 
 
-class ServeError(Exception):
-    """The daemon could not start; ``hint`` says what the user can do."""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
+# the daemon could not start: the one error type, its hint says what the user can do
+ServeError = ToolError
 
 
 def _umount_lazy(path: str) -> None:
@@ -179,10 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.mountpoint, cfs_quota=not args.no_cfs_quota, single_cpu=not args.all_cpus,
               threads=not args.single_thread, debug=args.debug)
-    except ServeError as err:
-        print(f"Failed to serve lxcfs: {err}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+    except ToolError as err:
+        for line in render(err, action="serve lxcfs"):
+            print(line, file=sys.stderr)
         return 1
     return 0
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,20 +26,31 @@ def _default_bindir() -> str:
 @app.command("install-hooks")
 @handles("install hooks")
 def install_hooks(
-    engine: str = typer.Option("all", "--engine", help="isula, podman, runc, crun or all"),
-    bindir: str = typer.Option(None, "--bindir", help="where syscontainer-hooks and lxcfs-hook "
-                               "are installed (default: next to this program)"),
-    dest: str = typer.Option(None, "--dest", help="write the isula spec / podman hooks.d files "
-                             "here instead of the engine's default location"),
-    bundle: str = typer.Option(None, "--bundle", help="runc/crun: merge the hooks into this "
-                               "bundle's config.json (else print the snippet)"),
-    lxcfs: bool = typer.Option(True, "--lxcfs/--no-lxcfs", help="also wire lxcfs-hook"),
-    log_dir: str = typer.Option("/var/log", "--log-dir", help="hooks log here ('' = no log)"),
-    hook_state_dir: str = typer.Option(None, "--hook-state-dir",
-                                       help="pass --state-dir to syscontainer-hooks "
-                                            "(default: the hooks' own default)"),
+    engine: Annotated[str, typer.Option(
+        "--engine", help="isula, podman, runc, crun or all")] = "all",
+    bindir: Annotated[Optional[str], typer.Option(
+        "--bindir", help="where syscontainer-hooks and lxcfs-hook are installed (default: "
+                         "next to this program)")] = None,
+    dest: Annotated[Optional[str], typer.Option(
+        "--dest", help="write the isula spec / podman hooks.d files here instead of the "
+                       "engine's default location")] = None,
+    bundle: Annotated[Optional[str], typer.Option(
+        "--bundle", help="runc/crun: merge the hooks into this bundle's config.json (else "
+                         "print the snippet)")] = None,
+    lxcfs: Annotated[bool, typer.Option("--lxcfs/--no-lxcfs",
+                                        help="also wire lxcfs-hook")] = True,
+    log_dir: Annotated[str, typer.Option(
+        "--log-dir", help="hooks log here ('' = no log)")] = "/var/log",
+    hook_state_dir: Annotated[Optional[str], typer.Option(
+        "--hook-state-dir", help="pass --state-dir to syscontainer-hooks (default: the hooks' "
+                                 "own default)")] = None,
 ) -> None:
-    """Install the OCI hook specs: isulad --hook-spec file, podman hooks.d, runc config.json."""
+    """Install the OCI hook specs: isulad --hook-spec file, podman hooks.d, runc config.json.
+
+    Needs root to write the engines' default locations.
+
+    Example: syscontainer-tools install-hooks --engine podman
+    """
     from .. import hookspec
     from ..errors import SpecError
 

@@ -20,9 +20,13 @@ import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..command import clean_env
 from ..errors import NotFound, ToolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..container import Container
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,7 @@ def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
     return []
 
 
-def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None):  # type: ignore[no-untyped-def]
+def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None) -> Container:
     """Resolve ``ref`` (full id, unique id prefix, or name) to a Container."""
     if not ref:
         raise ToolError("container id or name is empty")
@@ -126,4 +130,5 @@ def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None
         raise ToolError(f"container {ref!r} is ambiguous: {listed}",
                         hint="give a longer id prefix or --engine")
     hit = hits[0]
-    return hit.engine.module.inspect(hit, runtime_root)
+    container: Container = hit.engine.module.inspect(hit, runtime_root)
+    return container

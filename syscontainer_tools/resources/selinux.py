@@ -29,9 +29,9 @@ def targets(container: Container, record: Record) -> list[str]:
     if not container.rootfs:
         raise ToolError(f"container {container.id}: its rootfs is unknown")
     out = [container.rootfs]
-    for item in record["paths"]:
-        if item.get("host_path") and item["host_path"] not in out:
-            out.append(item["host_path"])
+    for spec in record.paths:
+        if spec.host_path not in out:
+            out.append(spec.host_path)
     return out
 
 

@@ -145,7 +145,7 @@ def test_name_ip_mac_conflicts_in_record(make_container, tool, state_dir, bridge
         assert r.returncode == 1 and "not found" in r.stderr
         assert snap.unchanged()
         with IPRoute() as ipr:  # the host end is still on the bridge
-            hname = state_of(state_dir, c.id)["nics"][0]["HostNicName"]
+            hname = state_of(state_dir, c.id)["nics"][0]["host_name"]
             assert link(ipr, hname).get("IFLA_MASTER") == ipr.link_lookup(ifname=bridge)[0]
     finally:
         tool("remove-nic", "--name", "eth1", c.id)

@@ -3,6 +3,7 @@ import pytest
 from syscontainer_tools.container import Container
 from syscontainer_tools.errors import ToolError
 from syscontainer_tools.resources import selinux
+from syscontainer_tools.resources.pathspec import PathSpec
 from syscontainer_tools.state import Record
 
 
@@ -24,6 +25,5 @@ def test_relabel_needs_a_mount_label(tmp_path):
 
 def test_targets_are_rootfs_then_saved_paths():
     rec = Record("c1")
-    rec["paths"] = [{"host_path": "/srv/a", "container_path": "/a", "options": "rw,rslave"},
-                    {"host_path": "/srv/a", "container_path": "/b", "options": "rw,rslave"}]
+    rec.paths = [PathSpec.parse("/srv/a:/a"), PathSpec.parse("/srv/a:/b")]
     assert selinux.targets(ctr(), rec) == ["/b/rootfs", "/srv/a"]
