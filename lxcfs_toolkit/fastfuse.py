@@ -61,7 +61,7 @@ def _pin_thread_state() -> None:
         governor.register_thread()
 
 
-class FastFUSE(fuse.FUSE):
+class FastFUSE(fuse.FUSE):  # type: ignore[misc]  # fusepy has no types
     @staticmethod
     def _wrapper(func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         if not getattr(_tls, "pinned", False):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import Tools
 
 from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
 
@@ -94,28 +98,6 @@ def update_nic(
            container)
 
 
-@app.command("list-nic")
-@handles("list network interfaces")
-def list_nic(
-    container: Container,
-    pretty: Pretty = False,
-    filter: Filter = None,
-    format: Format = "table",
-) -> None:
-    """List the NICs added to a container.
-
-    Needs root (the saved state is root's).
-
-    Example: syscontainer-tools list-nic -f '{"Ip":"10.0.0.2/24","Mtu":1500}' web1
-    """
-    from ..resources.filters import parse_filter
-    from ..resources.nicspec import COLUMNS, FIELDS
-
-    parse_filter(filter, FIELDS)
-    show(options().tools.list_nics(container, filter), COLUMNS, fmt=format, pretty=pretty,
-         title=f"NICs of {container}")
-
-
 @app.command("add-route")
 @handles("add route")
 def add_route(
@@ -155,23 +137,31 @@ def remove_route(
                                          update_config_only=update_config_only), container)
 
 
-@app.command("list-route")
-@handles("list routes")
-def list_route(
-    container: Container,
-    pretty: Pretty = False,
-    filter: Filter = None,
-    format: Format = "table",
-) -> None:
-    """List the routes added to a container.
+def _filtered_list(name: str, action: str, what: str, example: str, model: str,
+                   lister: Callable[[Tools, str, Optional[str]], list[dict[str, Any]]]) -> None:
+    """Register list-nic or list-route: the saved rows matching ``--filter``.
+    ``model`` names the resources module with FILTER_KEYS and COLUMNS
+    (imported when the command runs, so --help stays fast)."""
 
-    Needs root (the saved state is root's).
+    def command(container: Container, pretty: Pretty = False, filter: Filter = None,
+                format: Format = "table") -> None:
+        import importlib
 
-    Example: syscontainer-tools list-route -f '{"dest":"10.1.0.0/16"}' web1
-    """
-    from ..resources.filters import parse_filter
-    from ..resources.routespec import COLUMNS, KEYS
+        from ..resources.filters import parse_filter
 
-    parse_filter(filter, KEYS)
-    show(options().tools.list_routes(container, filter), COLUMNS, fmt=format, pretty=pretty,
-         title=f"Routes of {container}")
+        spec = importlib.import_module(f"..resources.{model}", __package__)
+        parse_filter(filter, spec.FILTER_KEYS)  # a bad filter fails before the lookup
+        show(lister(options().tools, container, filter), spec.COLUMNS, fmt=format,
+             pretty=pretty, title=f"{what} of {container}")
+
+    command.__doc__ = (f"List the {what} added to a container.\n\n"
+                       f"Needs root (the saved state is root's).\n\nExample: {example}\n")
+    app.command(name)(handles(action)(command))
+
+
+_filtered_list("list-nic", "list network interfaces", "NICs",
+               """syscontainer-tools list-nic -f '{"Ip":"10.0.0.2/24","Mtu":1500}' web1""",
+               "nicspec", lambda tools, ref, f: tools.list_nics(ref, f))
+_filtered_list("list-route", "list routes", "routes",
+               """syscontainer-tools list-route -f '{"dest":"10.1.0.0/16"}' web1""",
+               "routespec", lambda tools, ref, f: tools.list_routes(ref, f))

@@ -17,6 +17,7 @@ import importlib
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import ModuleType
@@ -108,8 +109,9 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
 
 def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
     """Exact id, then exact name, then id prefix; every engine's matches."""
-    for rule in (lambda c: c.id == ref, lambda c: c.name == ref,
-                 lambda c: c.id.startswith(ref)):
+    rules: tuple[Callable[[Candidate], bool], ...] = (
+        lambda c: c.id == ref, lambda c: c.name == ref, lambda c: c.id.startswith(ref))
+    for rule in rules:
         hits = [c for c in candidates if rule(c)]
         if hits:
             return hits

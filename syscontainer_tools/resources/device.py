@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import undo
+from .. import mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError
 from ..state import Record
@@ -324,9 +324,10 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
         devices.append(device)
     if present:
         cgs = devcgroup.DeviceCgroups.for_pid(container.pid)
-        lv = devnodes.Live(container, pidfd, container.host_ids(), cgs,
-                           devnodes.in_userns(container.pid))
-        lv.run_nodes(devnodes.ensure_nodes, [devnodes.node_for(d, lv) for d in present])
+        with mounts.host_proc() as procfd:
+            lv = devnodes.Live(container, pidfd, container.host_ids(), cgs,
+                               devnodes.in_userns(container.pid), procfd)
+            lv.run_nodes(devnodes.ensure_nodes, [devnodes.node_for(d, lv) for d in present])
         if cgs.v1:
             granted = {}
             for device in present:

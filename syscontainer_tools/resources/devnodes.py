@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import inroot, ns, syscalls
+from .. import inroot, mounts, ns, syscalls
 from ..container import Container
 from ..errors import Conflict
 from . import devcgroup
@@ -76,8 +76,8 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
-def make_nodes(nodes: Sequence[Node], clones: Sequence[int], replace: bool,
-                keep_same: bool) -> list[Made]:
+def make_nodes(procfd: int, nodes: Sequence[Node], clones: Sequence[int], replace: bool,
+               keep_same: bool) -> list[Made]:
     """mknod each node in the container (parents made); all or nothing.
 
     A node with a ``source`` is a bind mount of the host's node instead (its
@@ -90,7 +90,9 @@ def make_nodes(nodes: Sequence[Node], clones: Sequence[int], replace: bool,
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     done: list[Made] = []
     try:
-        for node, clone in zip(nodes, clones, strict=True):
+        if len(nodes) != len(clones):
+            raise ValueError("one clone (or -1) per node")
+        for node, clone in zip(nodes, clones):  # noqa: B905 - no strict= before 3.10
             made = Made(dirs=_missing_dirs(rootfd, node.path))
             done.append(made)
             fd, name = inroot.open_parent(rootfd, node.path, create=True,
@@ -120,7 +122,7 @@ def make_nodes(nodes: Sequence[Node], clones: Sequence[int], replace: bool,
             finally:
                 os.close(fd)
     except BaseException:
-        _undo(rootfd, nodes, done)
+        _undo(procfd, rootfd, nodes, done)
         raise
     finally:
         os.close(rootfd)
@@ -139,29 +141,30 @@ def _bind_node(dirfd: int, name: str, clone: int, path: str, made: Made) -> None
         os.close(target)
 
 
-def _drop_node(dirfd: int, name: str) -> None:
+def _drop_node(procfd: int, dirfd: int, name: str) -> None:
     """Unlink a node; a bound one is unmounted first, then its mount point goes.
 
     The parent is resolved inside the root and the last component is never
-    followed (UMOUNT_NOFOLLOW, unlinkat)."""
+    followed (O_NOFOLLOW, unlinkat); the unmount goes through the mount's own
+    fd (``mounts.umount_fd``)."""
     try:
         os.unlink(name, dir_fd=dirfd)
         return
     except OSError as err:
         if err.errno != errno.EBUSY:   # a mount point: the node is a bind
             raise
-    os.fchdir(dirfd)
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
     try:
-        syscalls.umount(name, syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+        mounts.umount_fd(procfd, fd, name)
     finally:
-        os.chdir("/")
+        os.close(fd)
     st = _lstat(name, dirfd)
     if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == 0:
         os.unlink(name, dir_fd=dirfd)
 
 
-def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
-    for node, made in reversed(list(zip(nodes, done, strict=False))):
+def _undo(procfd: int, rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
+    for node, made in reversed(list(zip(nodes, done))):  # noqa: B905
         with contextlib.suppress(OSError):
             fd, name = inroot.open_parent(rootfd, node.path)
             try:
@@ -169,7 +172,7 @@ def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
                     st = _lstat(name, fd)
                     if st is not None and (node.same_device(st) or (
                             node.bind and stat.S_ISREG(st.st_mode) and st.st_size == 0)):
-                        _drop_node(fd, name)
+                        _drop_node(procfd, fd, name)
                 if made.backup:
                     os.rename(made.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
             finally:
@@ -183,18 +186,18 @@ def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
                     os.close(pfd)
 
 
-def unmake_nodes(nodes: Sequence[Node], done: Sequence[Made]) -> None:
+def unmake_nodes(procfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     try:
-        _undo(rootfd, nodes, done)
+        _undo(procfd, rootfd, nodes, done)
     finally:
         os.close(rootfd)
 
 
-def commit_nodes(nodes: Sequence[Node], done: Sequence[Made]) -> None:
+def commit_nodes(procfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     try:
-        for node, made in zip(nodes, done, strict=False):
+        for node, made in zip(nodes, done):  # noqa: B905
             if made.backup:
                 with contextlib.suppress(OSError):
                     fd, _ = inroot.open_parent(rootfd, node.path)
@@ -206,7 +209,7 @@ def commit_nodes(nodes: Sequence[Node], done: Sequence[Made]) -> None:
         os.close(rootfd)
 
 
-def remove_nodes(nodes: Sequence[Node]) -> list[Node | None]:
+def remove_nodes(procfd: int, nodes: Sequence[Node]) -> list[Node | None]:
     """Unlink each device node; returns what was there (for an undo).
 
     Only a device node is removed: a regular file, directory or symlink that
@@ -226,7 +229,7 @@ def remove_nodes(nodes: Sequence[Node]) -> list[Node | None]:
                 if st is None or not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
                     gone.append(None)
                     continue
-                _drop_node(fd, name)
+                _drop_node(procfd, fd, name)
                 gone.append(Node(node.path, "b" if stat.S_ISBLK(st.st_mode) else "c",
                                  os.major(st.st_rdev), os.minor(st.st_rdev),
                                  stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
@@ -236,22 +239,22 @@ def remove_nodes(nodes: Sequence[Node]) -> list[Node | None]:
     except BaseException:
         restore = [n for n in gone if n is not None]
         if not any(n.bind for n in restore):  # a bind needs a new clone: the parent does it
-            restore_nodes(restore, [-1] * len(restore))
+            restore_nodes(procfd, restore, [-1] * len(restore))
         raise
     finally:
         os.close(rootfd)
     return gone
 
 
-def ensure_nodes(nodes: Sequence[Node], clones: Sequence[int]) -> None:
+def ensure_nodes(procfd: int, nodes: Sequence[Node], clones: Sequence[int]) -> None:
     """prestart: every node present; whatever else sat at a target is dropped."""
-    made = make_nodes(nodes, clones, replace=True, keep_same=True)
-    commit_nodes(nodes, made)
+    made = make_nodes(procfd, nodes, clones, replace=True, keep_same=True)
+    commit_nodes(procfd, nodes, made)
 
 
-def restore_nodes(nodes: Sequence[Node], clones: Sequence[int]) -> None:
+def restore_nodes(procfd: int, nodes: Sequence[Node], clones: Sequence[int]) -> None:
     with contextlib.suppress(OSError):
-        make_nodes(nodes, clones, replace=False, keep_same=True)
+        make_nodes(procfd, nodes, clones, replace=False, keep_same=True)
 
 
 @dataclass
@@ -263,14 +266,17 @@ class Live:
     owner: tuple[int, int]
     cgroups: devcgroup.DeviceCgroups
     userns: bool
+    procfd: int          # the host's /proc (mounts.host_proc), for unmounting by fd
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return ns.run_in(self.pidfd, self.container.pid, fn, *args, flags=ns.MNT,
+        """``fn(procfd, *args)`` in the container's mount namespace and root."""
+        return ns.run_in(self.pidfd, self.container.pid, fn, self.procfd, *args, flags=ns.MNT,
                          rootfs=self.container.rootfs, fsids=self.owner)
 
     def run_nodes(self, fn: Callable[..., Any], nodes: Sequence[Node], *args: Any) -> Any:
-        """``fn(nodes, clones, *args)`` in the container, with a detached
-        mount of a host-made node for every node that is bound, not made."""
+        """``fn(procfd, nodes, clones, *args)`` in the container, with a
+        detached mount of a host-made node for every node that is bound,
+        not made."""
         with contextlib.ExitStack() as stack:
             clones = [stack.enter_context(host_node(n)) if n.bind else -1 for n in nodes]
             return self.run(fn, nodes, clones, *args)
@@ -314,9 +320,10 @@ def in_userns(pid: int) -> bool:
 
 @contextlib.contextmanager
 def live(container: Container) -> Iterator[Live]:
-    with container.init_process() as pidfd:
+    with container.init_process() as pidfd, mounts.host_proc() as procfd:
         yield Live(container, pidfd, container.host_ids(),
-                    devcgroup.DeviceCgroups.for_pid(container.pid), in_userns(container.pid))
+                   devcgroup.DeviceCgroups.for_pid(container.pid), in_userns(container.pid),
+                   procfd)
 
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
 from . import eth, veth
+from .filters import parse_filter
 from .nicspec import (
     COLUMNS,
     FIELDS,
@@ -28,7 +29,6 @@ from .nicspec import (
     NicType,
     NicUpdate,
     check_v6_mtu,
-    parse_filter,
     rows,
 )
 from .routespec import RouteSpec, removed_line

@@ -22,6 +22,7 @@ from ..errors import SpecError, ToolError
 from .filters import FilterValue, parse_filter
 
 FIELDS = ("Ip", "Mac", "Mtu", "Qlen", "Type", "Bridge", "HostNicName", "CtrNicName")
+FILTER_KEYS = FIELDS  # what list-nic --filter matches
 COLUMNS = (("Type", "Type"), ("HostNicName", "Host NIC"), ("CtrNicName", "Container NIC"),
            ("Ip", "IP"), ("Mac", "MAC"), ("Mtu", "MTU"), ("Qlen", "Qlen"),
            ("Bridge", "Bridge"))

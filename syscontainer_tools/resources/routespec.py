@@ -19,6 +19,7 @@ from .filters import parse_filter
 from .nicspec import parse_ifname
 
 KEYS = ("dest", "src", "gw", "dev")
+FILTER_KEYS = KEYS   # what list-route --filter matches
 COLUMNS = (("dest", "Destination"), ("src", "Source"), ("gw", "Gateway"), ("dev", "Device"))
 
 
@@ -135,16 +136,16 @@ def removed_line(label: str, spec: RouteSpec) -> str:
 
 # --- listing ------------------------------------------------------------------
 
-def _same(key: str, want: Any, have: Any) -> bool:
-    want, have = str(want).strip(), str(have or "")
+def _same(key: str, want_value: Any, have_value: Any) -> bool:
+    want, have = str(want_value).strip(), str(have_value or "")
     if key == "dest":
         if want.lower() == "default" or have == "default":
             return want.lower() == have
         with contextlib.suppress(ValueError):
-            return ipaddress.ip_network(want, strict=False) == ipaddress.ip_network(have)
+            return bool(ipaddress.ip_network(want, strict=False) == ipaddress.ip_network(have))
     if key in ("src", "gw"):
         with contextlib.suppress(ValueError):
-            return ipaddress.ip_address(want) == ipaddress.ip_address(have)
+            return bool(ipaddress.ip_address(want) == ipaddress.ip_address(have))
     return want == have
 
 
