@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import pytest
 from pyroute2 import IPRoute
 
+from syscontainer_tools import netlink
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import ToolError
-from syscontainer_tools.resources import nic
+from syscontainer_tools.resources import nic, veth
 from syscontainer_tools.state import StateStore
 
 from .conftest import PREFIX
@@ -179,10 +180,10 @@ def test_rollback_veth_deleted_when_attach_fails(make_container, runtime_root, s
     c = make_container()
     container = find(c.id, Engine.RUNC, runtime_root)
     snap = Snapshot(c, state_dir)
-    spec = nic.NicSpec.parse(type="veth", name=f"{PREFIX}r:eth1", ip=f"{NET}.70/26",
-                             bridge=bridge)
-    monkeypatch.setattr(nic, "_attach", lambda *a: (_ for _ in ()).throw(
-        ToolError("injected failure in _attach")))
+    spec = nic.Nic.parse(type="veth", name=f"{PREFIX}r:eth1", ip=f"{NET}.70/26",
+                         bridge=bridge)
+    monkeypatch.setattr(veth, "attach", lambda *a: (_ for _ in ()).throw(
+        ToolError("injected failure in attach")))
     with pytest.raises(ToolError, match="injected"), \
             StateStore(state_dir).transaction(c.id) as record:
         nic.add_nic(container, record, spec, label=c.id)
@@ -197,10 +198,9 @@ def test_rollback_eth_returned_when_configure_fails(make_container, runtime_root
         c = make_container()
         container = find(c.id, Engine.RUNC, runtime_root)
         snap = Snapshot(c, state_dir)
-        spec = nic.NicSpec.parse(type="eth", name=f"{name}:eth1", ip=f"{NET}.71/26",
-                                 mtu="1300")
-        monkeypatch.setattr(nic, "_addr", lambda *a: (_ for _ in ()).throw(
-            ToolError("injected failure in _addr")))
+        spec = nic.Nic.parse(type="eth", name=f"{name}:eth1", ip=f"{NET}.71/26", mtu="1300")
+        monkeypatch.setattr(netlink, "address", lambda *a: (_ for _ in ()).throw(
+            ToolError("injected failure in address")))
         with pytest.raises(ToolError, match="injected"), \
                 StateStore(state_dir).transaction(c.id) as record:
             nic.add_nic(container, record, spec, label=c.id)
