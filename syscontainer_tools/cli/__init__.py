@@ -21,13 +21,17 @@ import typer
 
 from ..errors import ToolError
 from ..errors import render as render_error
+from ..typerapp import Typer
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Outcome, Tools
 
+# typer reads command annotations at run time (also on 3.9): aliases, not X | None
+OptionalText = Optional[str]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-app = typer.Typer(
+app = Typer(
     name="syscontainer-tools",
     help="Add, remove, list and update devices, NICs, routes and paths in running "
          "system containers; every change is saved and re-applied at the next start.",
@@ -80,7 +84,7 @@ def _global(
     engine: Annotated[str, typer.Option(
         "--engine", envvar="SYSCONTAINER_ENGINE",
         help="auto, isula, docker, podman, runc or crun")] = "auto",
-    runtime_root: Annotated[Optional[str], typer.Option(
+    runtime_root: Annotated[OptionalText, typer.Option(
         "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
         help="state root of runc/crun (runc --root)")] = None,
     state_dir: Annotated[str, typer.Option(
@@ -88,7 +92,7 @@ def _global(
         help="where saved per-container resources live")] = "/var/lib/syscontainer-tools",
     debug: Annotated[bool, typer.Option(
         "--debug", help="debug logging, tracebacks on errors")] = False,
-    log: Annotated[Optional[str], typer.Option("--log", help="also log to this file")] = None,
+    log: Annotated[OptionalText, typer.Option("--log", help="also log to this file")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "text",
     version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=show_version("syscontainer-tools"),

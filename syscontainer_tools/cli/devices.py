@@ -6,7 +6,7 @@ imported when one of these commands runs, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -27,7 +27,7 @@ _QOS_HELP = {
     "write_iops": f"Limit write rate to a device, DEV:N (IO per second); {_HOST}",
 }
 
-_Specs = Optional[List[str]]
+_Specs = Optional[list[str]]  # an alias: evaluated at run time, also on 3.9
 Weight = Annotated[_Specs, typer.Option("--blkio-weight-device", metavar="DEV:W",
                                         help=_QOS_HELP["weight"])]
 ReadBps = Annotated[_Specs, typer.Option("--device-read-bps", metavar="DEV:RATE",
@@ -76,7 +76,7 @@ def _device_specs(texts: list[str]) -> list[DeviceSpec]:
 @handles("add device")
 def add_device(
     container: Container,
-    devices: Annotated[List[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
+    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
                                                  help="PERM is a subset of rwm (default rwm)")],
     blkio_weight_device: Weight = None,
     device_read_bps: ReadBps = None,
@@ -108,7 +108,7 @@ def add_device(
 @handles("remove device")
 def remove_device(
     container: Container,
-    devices: Annotated[List[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
+    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
                                                  help="devices as added")],
     follow_partition: FollowPartition = False,
 ) -> None:

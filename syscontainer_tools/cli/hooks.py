@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from . import app, handles
+from . import OptionalText, app, handles
 
 ENGINES = ("isula", "podman", "runc", "crun")
 
@@ -28,20 +28,20 @@ def _default_bindir() -> str:
 def install_hooks(
     engine: Annotated[str, typer.Option(
         "--engine", help="isula, podman, runc, crun or all")] = "all",
-    bindir: Annotated[Optional[str], typer.Option(
+    bindir: Annotated[OptionalText, typer.Option(
         "--bindir", help="where syscontainer-hooks and lxcfs-hook are installed (default: "
                          "next to this program)")] = None,
-    dest: Annotated[Optional[str], typer.Option(
+    dest: Annotated[OptionalText, typer.Option(
         "--dest", help="write the isula spec / podman hooks.d files here instead of the "
                        "engine's default location")] = None,
-    bundle: Annotated[Optional[str], typer.Option(
+    bundle: Annotated[OptionalText, typer.Option(
         "--bundle", help="runc/crun: merge the hooks into this bundle's config.json (else "
                          "print the snippet)")] = None,
     lxcfs: Annotated[bool, typer.Option("--lxcfs/--no-lxcfs",
                                         help="also wire lxcfs-hook")] = True,
     log_dir: Annotated[str, typer.Option(
         "--log-dir", help="hooks log here ('' = no log)")] = "/var/log",
-    hook_state_dir: Annotated[Optional[str], typer.Option(
+    hook_state_dir: Annotated[OptionalText, typer.Option(
         "--hook-state-dir", help="pass --state-dir to syscontainer-hooks (default: the hooks' "
                                  "own default)")] = None,
 ) -> None:

@@ -138,7 +138,7 @@ def remove_route(
 
 
 def _filtered_list(name: str, action: str, what: str, example: str, model: str,
-                   lister: Callable[[Tools, str, Optional[str]], list[dict[str, Any]]]) -> None:
+                   lister: Callable[[Tools, str, str | None], list[dict[str, Any]]]) -> None:
     """Register list-nic or list-route: the saved rows matching ``--filter``.
     ``model`` names the resources module with FILTER_KEYS and COLUMNS
     (imported when the command runs, so --help stays fast)."""

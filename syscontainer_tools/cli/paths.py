@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw,
 @handles("add path")
 def add_path(
     container: Container,
-    paths: Annotated[List[str], typer.Argument(help=_PATHS_HELP)],
+    paths: Annotated[list[str], typer.Argument(help=_PATHS_HELP)],
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
     """Bind-mount host files or directories into a container (at most 128 per container).
@@ -35,7 +35,7 @@ def add_path(
 @handles("remove path")
 def remove_path(
     container: Container,
-    paths: Annotated[List[str], typer.Argument(help="HOSTPATH:CONTAINERPATH as added")],
+    paths: Annotated[list[str], typer.Argument(help="HOSTPATH:CONTAINERPATH as added")],
 ) -> None:
     """Unmount paths added with add-path from a container; host data stays.
 

@@ -19,12 +19,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..command import clean_env
 from ..errors import NotFound, ToolError
+from ..textenum import TextEnum
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import Container
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-class Engine(StrEnum):
+class Engine(TextEnum):
     AUTO = "auto"
     ISULA = "isula"
     DOCKER = "docker"

@@ -14,11 +14,11 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from .. import netlink
 from ..errors import SpecError, ToolError
+from ..textenum import TextEnum
 from .filters import FilterValue, parse_filter
 
 FIELDS = ("Ip", "Mac", "Mtu", "Qlen", "Type", "Bridge", "HostNicName", "CtrNicName")
@@ -34,7 +34,7 @@ MAX_QLEN = 2**32 - 1
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
-class NicType(str, Enum):  # noqa: UP042 - StrEnum is 3.11+
+class NicType(TextEnum):
     VETH = "veth"
     ETH = "eth"
 
@@ -265,8 +265,8 @@ class NicUpdate:
         ctr = parse_ifname(name.strip(), "name")
         upd = cls(ctr, parse_ip(ip) if ip else None, parse_mac(mac) if mac else None,
                   parse_ifname(bridge.strip(), "bridge") if bridge else None,
-                  parse_mtu(mtu) if mtu not in (None, "") else None,
-                  parse_qlen(qlen) if qlen not in (None, "") else None)
+                  parse_mtu(mtu) if mtu else None,
+                  parse_qlen(qlen) if qlen else None)
         if all(v is None for v in (upd.ip, upd.mac, upd.bridge, upd.mtu, upd.qlen)):
             raise SpecError("nothing to update: give --ip, --mac, --bridge, --mtu or --qlen")
         return upd
