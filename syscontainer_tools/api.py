@@ -91,7 +91,7 @@ class Tools:
 
         return self.change(ref, lambda c, r: device.add_devices(
             c, r, specs, qos=qos, follow_partition=follow_partition, force=force,
-            update_config_only=update_config_only, label=ref,
+            update_config_only=update_config_only, ref=ref,
             udev_command=udev_command if udev_command is not None else self.udev_command(c)))
 
     def remove_devices(self, ref: str, refs: Sequence[DeviceRef], *,
@@ -99,7 +99,7 @@ class Tools:
         from .resources import device
 
         return self.change(ref, lambda c, r: device.remove_devices(
-            c, r, refs, follow_partition=follow_partition, label=ref))
+            c, r, refs, follow_partition=follow_partition, ref=ref))
 
     def update_devices(self, ref: str, qos: Sequence[QosSpec]) -> Outcome:
         from .resources import device
@@ -131,12 +131,12 @@ class Tools:
         from .resources import path
 
         return self.change(ref, lambda c, r: path.add_paths(
-            c, r, specs, label=ref, update_config_only=update_config_only))
+            c, r, specs, ref=ref, update_config_only=update_config_only))
 
     def remove_paths(self, ref: str, specs: Sequence[PathSpec]) -> Outcome:
         from .resources import path
 
-        return self.change(ref, lambda c, r: path.remove_paths(c, r, specs, label=ref))
+        return self.change(ref, lambda c, r: path.remove_paths(c, r, specs, ref=ref))
 
     def list_paths(self, ref: str) -> Rows:
         from .resources import path
@@ -150,19 +150,19 @@ class Tools:
         from .resources import nic as nics
 
         return self.change(ref, lambda c, r: nics.add_nic(
-            c, r, nic, label=ref, update_config_only=update_config_only, force=force,
+            c, r, nic, ref=ref, update_config_only=update_config_only, force=force,
             store=self.store))
 
     def remove_nic(self, ref: str, name: NicName, kind: NicType | None = None) -> Outcome:
         from .resources import nic as nics
 
-        return self.change(ref, lambda c, r: nics.remove_nic(c, r, name, kind, label=ref))
+        return self.change(ref, lambda c, r: nics.remove_nic(c, r, name, kind, ref=ref))
 
     def update_nic(self, ref: str, upd: NicUpdate, *, update_config_only: bool = False) -> Outcome:
         from .resources import nic as nics
 
         return self.change(ref, lambda c, r: nics.update_nic(
-            c, r, upd, label=ref, update_config_only=update_config_only))
+            c, r, upd, ref=ref, update_config_only=update_config_only))
 
     def list_nics(self, ref: str, filter_json: str | None = None) -> Rows:
         from .resources import nic as nics
@@ -174,14 +174,14 @@ class Tools:
         from .resources import route
 
         return self.change(ref, lambda c, r: route.add_routes(
-            c, r, specs, label=ref, update_config_only=update_config_only))
+            c, r, specs, ref=ref, update_config_only=update_config_only))
 
     def remove_routes(self, ref: str, patterns: Sequence[RouteSpec], *,
                       update_config_only: bool = False) -> Outcome:
         from .resources import route
 
         return self.change(ref, lambda c, r: route.remove_routes(
-            c, r, patterns, label=ref, update_config_only=update_config_only))
+            c, r, patterns, ref=ref, update_config_only=update_config_only))
 
     def list_routes(self, ref: str, filter_json: str | None = None) -> Rows:
         from .resources import route
@@ -191,7 +191,7 @@ class Tools:
     def relabel(self, ref: str) -> Outcome:
         from .resources import selinux
 
-        return self.change(ref, lambda c, r: selinux.relabel(c, r, label=ref))
+        return self.change(ref, lambda c, r: selinux.relabel(c, r, ref=ref))
 
 
 # --- the hook's two halves --------------------------------------------------------------

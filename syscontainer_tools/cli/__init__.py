@@ -4,7 +4,7 @@ Each command parses its arguments, calls one library function, and prints
 the result lines in the original tool's words.  Errors become one stderr line
 ``Failed to <action>: <reason>`` and exit status 1; usage errors (missing
 argument, unknown option) are typer's and exit 2.  Command modules register
-themselves on ``app``: devices.py, paths.py, network.py, hooks.py.
+themselves on ``app``: devices.py, paths.py, network.py, selinux.py, install.py.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *
 def _register() -> None:
     import importlib
 
-    for name in ("devices", "paths", "network", "selinux", "hooks"):
+    for name in ("devices", "paths", "network", "selinux", "install"):
         importlib.import_module(f"{__name__}.{name}")
 
 

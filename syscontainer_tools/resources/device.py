@@ -152,7 +152,7 @@ def _qos_drop(stack: contextlib.ExitStack, blkio: BlkioCgroup | None, record: Re
 def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec], *,
                 qos: Sequence[QosSpec] = (), follow_partition: bool = False,
                 force: bool = False, update_config_only: bool = False,
-                label: str | None = None,
+                ref: str | None = None,
                 udev_command: Sequence[str] | None = None) -> list[str]:
     """Add host devices (and their QoS) to a container; returns the result lines.
 
@@ -160,7 +160,7 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
     in ``record``.  All or nothing: a failure rolls back every device already
     applied and leaves ``record`` unchanged.  ``udev_command`` (the CLI
     prefix a udev rule runs) gives whole disks a rule for later partitions."""
-    label = label or container.name
+    ref = ref or container.name
     new = expand(specs, follow_partition, record.devices)
     _check_conflicts(new, record.devices)
     _check_qos(qos, [*record.devices, *new])
@@ -170,7 +170,7 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
         lines: list[str] = []
         if not live:
             record.devices = record.devices + new
-            lines += [d.add_line(label) for d in new]
+            lines += [d.add_line(ref) for d in new]
             with contextlib.ExitStack() as stack:
                 lines += _qos_apply(stack, None, record, qos)
                 stack.pop_all()
@@ -185,7 +185,7 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
                     undo.push(stack, f"remove udev rule {device.udev_rule}",
                               blockdev.remove_rule, device.udev_rule)
             record.devices = record.devices + new
-            lines += [d.add_line(label) for d in new]
+            lines += [d.add_line(ref) for d in new]
             if qos:
                 lines += _qos_apply(stack, BlkioCgroup.for_pid(container.pid), record, qos)
             stack.pop_all()
@@ -216,16 +216,16 @@ def _allow(stack: contextlib.ExitStack, lv: devnodes.Live, record: Record,
 
 
 def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRef], *,
-                   follow_partition: bool = False, label: str | None = None) -> list[str]:
+                   follow_partition: bool = False, ref: str | None = None) -> list[str]:
     """Remove saved devices (matched by host and/or container path) from a
     container: node unlinked inside, cgroup permission and QoS taken back,
     udev rule dropped, record updated.  All or nothing."""
-    label = label or container.name
+    ref = ref or container.name
     chosen: list[Device] = []
-    for ref in refs:
-        found = [d for d in record.devices if ref.matches(d)]
+    for wanted in refs:
+        found = [d for d in record.devices if wanted.matches(d)]
         if not found:
-            raise NotFound(f"device pair ({ref}) was not added by syscontainer-tools")
+            raise NotFound(f"device pair ({wanted}) was not added by syscontainer-tools")
         for device in found:
             if device not in chosen:
                 chosen.append(device)
@@ -259,7 +259,7 @@ def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRe
                 undo.push(stack, f"write udev rule {device.udev_rule} again",
                           blockdev.write_rule, device.udev_rule, device.udev_text)
         for device in chosen:
-            lines.append(device.remove_line(label))
+            lines.append(device.remove_line(ref))
             lines += _qos_drop(stack, blkio, record, device)
             record.devices = [d for d in record.devices if d is not device]
         stack.pop_all()

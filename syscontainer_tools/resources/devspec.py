@@ -123,11 +123,11 @@ class Device:
         except (KeyError, TypeError, ValueError) as err:
             raise ToolError(f"saved device {dict(data)!r} is malformed: {err}") from None
 
-    def add_line(self, label: str) -> str:
-        return f"Add device ({self.host}) to container({label},{self.container}) done."
+    def add_line(self, ref: str) -> str:
+        return f"Add device ({self.host}) to container({ref},{self.container}) done."
 
-    def remove_line(self, label: str) -> str:
-        return f"Remove device ({self.host}) from container({label},{self.container}) done."
+    def remove_line(self, ref: str) -> str:
+        return f"Remove device ({self.host}) from container({ref},{self.container}) done."
 
     def row(self, qos: str) -> dict[str, Any]:
         """list-device's columns (the original tool's JSON names)."""

@@ -111,17 +111,17 @@ def _pinned_netns(container_id: str, pin_dir: str = netlink.PIN_DIR) -> Iterator
         yield _Netns(host, ns, pinned, hostfd)
 
 
-def _added(label: str, nic: Nic) -> str:
+def _added(ref: str, nic: Nic) -> str:
     return (f"Add network interface ({nic.host_name}) to container "
-            f"({label},{nic.ctr_name}) done")
+            f"({ref},{nic.ctr_name}) done")
 
 
-def _removed(label: str, nic: Nic) -> str:
+def _removed(ref: str, nic: Nic) -> str:
     return (f"Remove network interface ({nic.host_name}) from container "
-            f"({label},{nic.ctr_name}) done")
+            f"({ref},{nic.ctr_name}) done")
 
 
-def add_nic(container: Container, record: Record, nic: Nic, *, label: str,
+def add_nic(container: Container, record: Record, nic: Nic, *, ref: str,
             update_config_only: bool = False, force: bool = False,
             store: StateStore | None = None) -> list[str]:
     """Add one NIC: live on a running container, saved in ``record.nics``.
@@ -137,7 +137,7 @@ def add_nic(container: Container, record: Record, nic: Nic, *, label: str,
                         with contextlib.ExitStack() as stack:
                             h.plug(saved, stack, force=force)
                             stack.pop_all()
-            return [_added(label, saved)]
+            return [_added(ref, saved)]
     check_conflicts(nic, record.nics)
     holder = None
     if nic.type is NicType.ETH:
@@ -159,7 +159,7 @@ def add_nic(container: Container, record: Record, nic: Nic, *, label: str,
     elif not nic.host_name:
         nic = nic.replace(host_name=netlink.random_name("veth"))
     record.nics = record.nics + [nic]
-    return [_added(label, nic)]
+    return [_added(ref, nic)]
 
 
 def find_nic(record: Record, name: NicName, kind: NicType | None = None) -> Nic:
@@ -172,7 +172,7 @@ def find_nic(record: Record, name: NicName, kind: NicType | None = None) -> Nic:
 
 
 def remove_nic(container: Container, record: Record, name: NicName,
-               kind: NicType | None = None, *, label: str) -> list[str]:
+               kind: NicType | None = None, *, ref: str) -> list[str]:
     """Remove one NIC: a veth is deleted, an eth goes back to the host as it
     was.  Saved routes through it go too (the kernel drops them with it)."""
     nic = find_nic(record, name, kind)
@@ -188,7 +188,7 @@ def remove_nic(container: Container, record: Record, name: NicName,
     gone = [r for r in record.routes if routes_through(r, nic)]
     record.routes = [r for r in record.routes if r not in gone]
     record.nics = [n for n in record.nics if n is not nic]
-    return [_removed(label, nic)] + [removed_line(label, r) for r in gone]
+    return [_removed(ref, nic)] + [removed_line(ref, r) for r in gone]
 
 
 def routes_through(route: RouteSpec, nic: Nic) -> bool:
@@ -207,7 +207,7 @@ def routes_through(route: RouteSpec, nic: Nic) -> bool:
     return (gw is not None and gw in iface.network) or (gw is None and src == iface.ip)
 
 
-def update_nic(container: Container, record: Record, upd: NicUpdate, *, label: str,
+def update_nic(container: Container, record: Record, upd: NicUpdate, *, ref: str,
                update_config_only: bool = False) -> list[str]:
     """Change ip/mac/bridge/mtu/qlen of a saved NIC, live where running."""
     old = find_nic(record, NicName("", upd.ctr_name))

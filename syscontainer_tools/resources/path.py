@@ -93,7 +93,7 @@ def _live(container: Container, update_config_only: bool) -> bool:
     return container.running and not update_config_only
 
 
-def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *, label: str,
+def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *, ref: str,
               update_config_only: bool = False) -> list[str]:
     """Bind each host path into the running container and save it; on a
     stopped container (or ``update_config_only``) only save it.
@@ -122,11 +122,11 @@ def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *
                 mounted.pop_all()
         undo.pop_all()
     record.paths = record.paths + [s for s, new in plan if new]
-    return [s.added_line(label) for s, _ in plan]
+    return [s.added_line(ref) for s, _ in plan]
 
 
 def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec], *,
-                 label: str) -> list[str]:
+                 ref: str) -> list[str]:
     """Unmount each path inside the running container and forget it.
 
     Only pairs added before can be removed (the options in ``specs`` are
@@ -153,7 +153,7 @@ def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec]
                              spec.container_path)
             unmounted.pop_all()
     record.paths = [s for s in saved if s not in chosen]
-    return [s.removed_line(label) for s in chosen]
+    return [s.removed_line(ref) for s in chosen]
 
 
 def list_paths(record: Record) -> list[dict[str, Any]]:

@@ -92,11 +92,11 @@ class PathSpec:
         return {"HostPath": self.host_path, "ContainerPath": self.container_path,
                 "Options": self.options}
 
-    def added_line(self, label: str) -> str:
-        return f"Add path ({self.host_path}) to container({label},{self.container_path}) done."
+    def added_line(self, ref: str) -> str:
+        return f"Add path ({self.host_path}) to container({ref},{self.container_path}) done."
 
-    def removed_line(self, label: str) -> str:
-        return (f"Remove path ({self.host_path}) from container({label},"
+    def removed_line(self, ref: str) -> str:
+        return (f"Remove path ({self.host_path}) from container({ref},"
                 f"{self.container_path}) done")
 
     @property

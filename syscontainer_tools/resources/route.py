@@ -110,7 +110,7 @@ def list_routes(record: Record, filter_json: str | None = None) -> list[dict[str
 # --- public API -------------------------------------------------------------
 
 def add_routes(container: Container, record: Record, specs: Sequence[RouteSpec], *,
-               label: str, update_config_only: bool = False) -> list[str]:
+               ref: str, update_config_only: bool = False) -> list[str]:
     """Add routes, live on a running container, saved in ``record["routes"]``.
 
     A route saved already, identical, is done; one to a dest that is saved
@@ -120,14 +120,14 @@ def add_routes(container: Container, record: Record, specs: Sequence[RouteSpec],
     lines = []
     for spec in specs:
         if spec in saved or spec in new:
-            lines.append(added_line(label, spec))
+            lines.append(added_line(ref, spec))
             continue
         for other in saved + new:
             if other.dest == spec.dest and other.family == spec.family:
                 raise Conflict(f"route {spec} conflicts with route {other}: both go to "
                                f"{spec.dest}")
         new.append(spec)
-        lines.append(added_line(label, spec))
+        lines.append(added_line(ref, spec))
     if new and container.running and not update_config_only:
         with container.init_process() as pidfd, _netns(container, pidfd) as ns, \
                 contextlib.ExitStack() as stack:
@@ -140,7 +140,7 @@ def add_routes(container: Container, record: Record, specs: Sequence[RouteSpec],
 
 
 def remove_routes(container: Container, record: Record, patterns: Sequence[RouteSpec], *,
-                  label: str, update_config_only: bool = False) -> list[str]:
+                  ref: str, update_config_only: bool = False) -> list[str]:
     """Remove every saved route matching each pattern (empty fields are
     wildcards).  A pattern that matches nothing saved is an error."""
     saved = record.routes
@@ -158,7 +158,7 @@ def remove_routes(container: Container, record: Record, patterns: Sequence[Route
                 undo.push(stack, f"add route {spec} back", _add, ns, spec, exist_ok=True)
             stack.pop_all()
     record.routes = [i for i in saved if i not in gone]
-    return [removed_line(label, i) for i in gone]
+    return [removed_line(ref, i) for i in gone]
 
 
 def reapply(container: Container, pidfd: int, record: Record) -> list[str]:

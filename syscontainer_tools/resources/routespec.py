@@ -126,12 +126,12 @@ def parse_routes(text: str, *, pattern: bool = False) -> list[RouteSpec]:
     return [RouteSpec.parse(obj, pattern=pattern) for obj in data]
 
 
-def added_line(label: str, spec: RouteSpec) -> str:
-    return f"Add route to container {label}, route: {spec} done"
+def added_line(ref: str, spec: RouteSpec) -> str:
+    return f"Add route to container {ref}, route: {spec} done"
 
 
-def removed_line(label: str, spec: RouteSpec) -> str:
-    return f"Remove route from container {label}, route: {spec} done"
+def removed_line(ref: str, spec: RouteSpec) -> str:
+    return f"Remove route from container {ref}, route: {spec} done"
 
 
 # --- listing ------------------------------------------------------------------

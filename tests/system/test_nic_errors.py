@@ -186,7 +186,7 @@ def test_rollback_veth_deleted_when_attach_fails(make_container, runtime_root, s
         ToolError("injected failure in attach")))
     with pytest.raises(ToolError, match="injected"), \
             StateStore(state_dir).transaction(c.id) as record:
-        nic.add_nic(container, record, spec, label=c.id)
+        nic.add_nic(container, record, spec, ref=c.id)
     assert snap.unchanged()
 
 
@@ -203,7 +203,7 @@ def test_rollback_eth_returned_when_configure_fails(make_container, runtime_root
             ToolError("injected failure in address")))
         with pytest.raises(ToolError, match="injected"), \
                 StateStore(state_dir).transaction(c.id) as record:
-            nic.add_nic(container, record, spec, label=c.id)
+            nic.add_nic(container, record, spec, ref=c.id)
         assert snap.unchanged()
         with IPRoute() as ipr:
             m = link(ipr, name)

@@ -105,7 +105,7 @@ def test_without_mount_setattr(make_container, runtime_root, shared_src, no_moun
     c = find(ctr.id, Engine.RUNC, runtime_root)
     record = Record(c.id)
     spec = PathSpec.parse(f"{shared_src}:/data:{opts}")
-    lines = path.add_paths(c, record, [spec], label="L")
+    lines = path.add_paths(c, record, [spec], ref="L")
     assert no_mount_setattr, "the fallback was not taken"
     assert lines == [f"Add path ({shared_src}) to container(L,/data) done."]
     options = mount_options(ctr, "/data")
@@ -121,7 +121,7 @@ def test_without_mount_setattr(make_container, runtime_root, shared_src, no_moun
         assert (ctr.exec("cat", "/data/sub/late", check=False).returncode == 0) is visible
     finally:
         run(["umount", str(sub)])
-    path.remove_paths(c, record, [spec], label="L")
+    path.remove_paths(c, record, [spec], ref="L")
     assert "/data" not in mountpoints(ctr) and record.paths == []
 
 
@@ -131,7 +131,7 @@ def test_remove_rollback_remounts(make_container, runtime_root, src, tmp_path, m
     c = find(ctr.id, Engine.RUNC, runtime_root)
     record = Record(c.id)
     specs = [PathSpec.parse(f"{src}:/one"), PathSpec.parse(f"{src}:/two")]
-    path.add_paths(c, record, specs, label="L")
+    path.add_paths(c, record, specs, ref="L")
     saved = list(record.paths)
     from syscontainer_tools import mounts
 
@@ -144,7 +144,7 @@ def test_remove_rollback_remounts(make_container, runtime_root, src, tmp_path, m
 
     monkeypatch.setattr(mounts, "unbind_from", flaky)
     with pytest.raises(OSError):
-        path.remove_paths(c, record, specs, label="L")
+        path.remove_paths(c, record, specs, ref="L")
     assert record.paths == saved
     assert ctr.exec("cat", "/one/hello").stdout == "hello world\n"
     assert mountpoints(ctr).count("/one") == 1

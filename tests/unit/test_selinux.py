@@ -14,13 +14,13 @@ def ctr(spec=None):
 
 def test_relabel_where_selinux_is_off(tmp_path):
     with pytest.raises(ToolError, match="SELinux is not enabled on this host"):
-        selinux.relabel(ctr(), Record("c1"), label="c1", selinuxfs=str(tmp_path))
+        selinux.relabel(ctr(), Record("c1"), ref="c1", selinuxfs=str(tmp_path))
 
 
 def test_relabel_needs_a_mount_label(tmp_path):
     (tmp_path / "enforce").write_text("1")
     with pytest.raises(ToolError, match="no SELinux mount label"):
-        selinux.relabel(ctr(), Record("c1"), label="c1", selinuxfs=str(tmp_path))
+        selinux.relabel(ctr(), Record("c1"), ref="c1", selinuxfs=str(tmp_path))
 
 
 def test_targets_are_rootfs_then_saved_paths():

@@ -1,4 +1,7 @@
-"""install-hooks: put the hook specs where each engine looks."""
+"""install-hooks: put the hook specs where each engine looks.
+
+(The hook program itself is syscontainer_tools/hooks.py.)
+"""
 
 from __future__ import annotations
 
