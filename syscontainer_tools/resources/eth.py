@@ -92,7 +92,7 @@ def _check(host: IPRoute, nic: Nic, msg: Any, force: bool, holder: str | None) -
                        f"{', '.join(addrs)}", hint=hint)
 
 
-def plug(host: IPRoute, ns: IPRoute, nsfd: int, hostfd: int, nic: Nic,
+def plug(host: IPRoute, ctr_net: IPRoute, nsfd: int, hostfd: int, nic: Nic,
          stack: contextlib.ExitStack, *, force: bool, holder: str | None = None) -> Nic:
     """Move the host interface into the container; returns ``nic`` with its
     MAC and host state, as saved."""
@@ -102,27 +102,27 @@ def plug(host: IPRoute, ns: IPRoute, nsfd: int, hostfd: int, nic: Nic,
         where = f" (it is saved for container {holder})" if holder else ""
         raise NotFound(f"host interface {hname} not found on the host{where}")
     _check(host, nic, msg, force, holder)
-    if netlink.link_index(ns, cname) is not None:
+    if netlink.link_index(ctr_net, cname) is not None:
         raise Conflict(f"the container already has an interface named {cname}")
     index = int(msg["index"])
     saved = HostState(msg.get("IFLA_MTU"), msg.get("IFLA_TXQLEN"),
                       bool(msg["flags"] & netlink.IFF_UP),
                       tuple(netlink.global_addrs(host, index)))
-    tmp = netlink.free_name(host, ns, prefix="sct")
+    tmp = netlink.free_name(host, ctr_net, prefix="sct")
     # last undo: the host state as it was
     undo.push(stack, f"restore {hname} on the host", restore_host, host, hname, saved)
     netlink.down_and_rename(host, index, tmp, f"prepare {hname}")
     undo.push(stack, f"rename {tmp} back to {hname}", netlink.rename_if_there, host, tmp, hname)
     with netlink.failing(f"move {hname} into the container"):
         host.link("set", index=index, net_ns_fd=nsfd)
-    undo.push(stack, f"move {hname} back to the host", netlink.set_link_if_there, ns, tmp,
+    undo.push(stack, f"move {hname} back to the host", netlink.set_link_if_there, ctr_net, tmp,
               net_ns_fd=hostfd)
-    netlink.set_link(ns, tmp, f"rename to {cname}", ifname=cname)
-    undo.push(stack, f"rename {cname} back to {tmp}", netlink.rename_if_there, ns, cname, tmp)
-    netlink.set_link(ns, cname, "set mtu and qlen", mtu=nic.mtu, txqlen=nic.qlen)
+    netlink.set_link(ctr_net, tmp, f"rename to {cname}", ifname=cname)
+    undo.push(stack, f"rename {cname} back to {tmp}", netlink.rename_if_there, ctr_net, cname, tmp)
+    netlink.set_link(ctr_net, cname, "set mtu and qlen", mtu=nic.mtu, txqlen=nic.qlen)
     if nic.ip:
-        netlink.address(ns, "add", cname, nic.ip)
-    netlink.set_link(ns, cname, "set link up", state="up")
+        netlink.address(ctr_net, "add", cname, nic.ip)
+    netlink.set_link(ctr_net, cname, "set link up", state="up")
     return nic.replace(mac=str(msg.get("IFLA_ADDRESS") or ""), host_state=saved)
 
 
@@ -142,26 +142,26 @@ def restore_host(host: IPRoute, name: str, saved: HostState | None) -> None:
         undo.quietly(f"set {name} up", netlink.set_link_if_there, host, name, state="up")
 
 
-def unplug(host: IPRoute, ns: IPRoute | None, hostfd: int, nsfd: int | None,
+def unplug(host: IPRoute, ctr_net: IPRoute | None, hostfd: int, nsfd: int | None,
            nic: Nic) -> None:
     """Give an eth back to the host under its own name and as it was."""
     hname, cname = nic.host_name, nic.ctr_name
-    inside = netlink.link(ns, cname) if ns is not None else None
-    if inside is None or ns is None or nsfd is None:
+    inside = netlink.link(ctr_net, cname) if ctr_net is not None else None
+    if inside is None or ctr_net is None or nsfd is None:
         recover(host, nic)
         return
     if netlink.link_index(host, hname) is not None:
         raise Conflict(f"cannot give {cname} back as {hname}: the host has another "
                        f"interface named {hname} now")
-    tmp = netlink.free_name(host, ns, prefix="sct")
+    tmp = netlink.free_name(host, ctr_net, prefix="sct")
     index = int(inside["index"])
     with contextlib.ExitStack() as stack:
         was_up = bool(inside["flags"] & netlink.IFF_UP)
-        netlink.down_and_rename(ns, index, tmp, f"prepare {cname}")
-        undo.push(stack, f"rename {tmp} back to {cname}", netlink.rename_if_there, ns, tmp,
+        netlink.down_and_rename(ctr_net, index, tmp, f"prepare {cname}")
+        undo.push(stack, f"rename {tmp} back to {cname}", netlink.rename_if_there, ctr_net, tmp,
                   cname, up=was_up)
         with netlink.failing(f"move {cname} back to the host"):
-            ns.link("set", index=index, net_ns_fd=hostfd)
+            ctr_net.link("set", index=index, net_ns_fd=hostfd)
         undo.push(stack, f"move {tmp} back into the container", netlink.set_link_if_there,
                   host, tmp, net_ns_fd=nsfd)
         netlink.set_link(host, tmp, f"rename back to {hname}", ifname=hname)

@@ -73,31 +73,31 @@ def _same_address(a: str, b: str) -> bool:
 class _Netns:
     """The netlink handles one NIC change needs."""
 
-    def __init__(self, host: IPRoute, ns: IPRoute | None, nsfd: int | None,
+    def __init__(self, host: IPRoute, ctr_net: IPRoute | None, nsfd: int | None,
                  hostfd: int):
-        self.host, self.ns, self.nsfd, self.hostfd = host, ns, nsfd, hostfd
+        self.host, self.ctr_net, self.nsfd, self.hostfd = host, ctr_net, nsfd, hostfd
 
     def plug(self, nic: Nic, stack: contextlib.ExitStack, *, force: bool,
              holder: str | None = None) -> Nic:
-        assert self.ns is not None and self.nsfd is not None
+        assert self.ctr_net is not None and self.nsfd is not None
         if nic.type is NicType.VETH:
-            return veth.plug(self.host, self.ns, self.nsfd, nic, stack)
-        return eth.plug(self.host, self.ns, self.nsfd, self.hostfd, nic, stack, force=force,
+            return veth.plug(self.host, self.ctr_net, self.nsfd, nic, stack)
+        return eth.plug(self.host, self.ctr_net, self.nsfd, self.hostfd, nic, stack, force=force,
                         holder=holder)
 
     def unplug(self, nic: Nic) -> None:
         if nic.type is NicType.VETH:
-            veth.unplug(self.host, self.ns, nic)
+            veth.unplug(self.host, self.ctr_net, nic)
         else:
-            eth.unplug(self.host, self.ns, self.hostfd, self.nsfd, nic)
+            eth.unplug(self.host, self.ctr_net, self.hostfd, self.nsfd, nic)
 
 
 @contextlib.contextmanager
 def _live_netns(container: Container, pidfd: int) -> Iterator[_Netns]:
     """Handles on the host and in the running container's network namespace."""
     with netlink.container_netns(container, pidfd) as nsfd, netlink.host_netns_fd() as hostfd, \
-            netlink.host() as host, netlink.in_netns(nsfd) as ns:
-        yield _Netns(host, ns, nsfd, hostfd)
+            netlink.host() as host, netlink.in_netns(nsfd) as ctr_net:
+        yield _Netns(host, ctr_net, nsfd, hostfd)
 
 
 @contextlib.contextmanager
@@ -107,8 +107,8 @@ def _pinned_netns(container_id: str, pin_dir: str = netlink.PIN_DIR) -> Iterator
     with netlink.pinned_netns(container_id, pin_dir) as pinned, \
             netlink.host_netns_fd() as hostfd, netlink.host() as host, \
             contextlib.ExitStack() as handles:
-        ns = handles.enter_context(netlink.in_netns(pinned)) if pinned is not None else None
-        yield _Netns(host, ns, pinned, hostfd)
+        ctr_net = handles.enter_context(netlink.in_netns(pinned)) if pinned is not None else None
+        yield _Netns(host, ctr_net, pinned, hostfd)
 
 
 def _added(ref: str, nic: Nic) -> str:
@@ -132,8 +132,8 @@ def add_nic(container: Container, record: Record, nic: Nic, *, ref: str,
         if nic.matches(saved):
             if live:
                 with container.init_process() as pidfd, _live_netns(container, pidfd) as h:
-                    assert h.ns is not None
-                    if netlink.link_index(h.ns, saved.ctr_name) is None:
+                    assert h.ctr_net is not None
+                    if netlink.link_index(h.ctr_net, saved.ctr_name) is None:
                         with contextlib.ExitStack() as stack:
                             h.plug(saved, stack, force=force)
                             stack.pop_all()
@@ -240,17 +240,17 @@ def update_nic(container: Container, record: Record, upd: NicUpdate, *, ref: str
     if container.running and not update_config_only:
         with container.init_process() as pidfd, _live_netns(container, pidfd) as h, \
                 contextlib.ExitStack() as stack:
-            assert h.ns is not None
-            _reconfigure(h.host, h.ns, old, new, stack)
+            assert h.ctr_net is not None
+            _reconfigure(h.host, h.ctr_net, old, new, stack)
             stack.pop_all()
     record.nics = [new if n is old else n for n in record.nics]
     return lines
 
 
-def _reconfigure(host: IPRoute, ns: IPRoute, old: Nic, new: Nic,
+def _reconfigure(host: IPRoute, ctr_net: IPRoute, old: Nic, new: Nic,
                  stack: contextlib.ExitStack) -> None:
     cname, hname = old.ctr_name, old.host_name
-    msg = netlink.link(ns, cname)
+    msg = netlink.link(ctr_net, cname)
     if msg is None:
         raise NotFound(f"the container has no interface named {cname}")
     if new.bridge != old.bridge:
@@ -267,8 +267,8 @@ def _reconfigure(host: IPRoute, ns: IPRoute, old: Nic, new: Nic,
         if after == before_value:
             continue
         before = msg.get(nla)
-        netlink.set_link(ns, cname, f"set {what} {after}", **{attr: after})
-        undo.push(stack, f"set {what} of {cname} back", netlink.set_link_if_there, ns, cname,
+        netlink.set_link(ctr_net, cname, f"set {what} {after}", **{attr: after})
+        undo.push(stack, f"set {what} of {cname} back", netlink.set_link_if_there, ctr_net, cname,
                   **{attr: before})
         if old.type is NicType.VETH:
             hmsg = netlink.link(host, hname)
@@ -279,16 +279,16 @@ def _reconfigure(host: IPRoute, ns: IPRoute, old: Nic, new: Nic,
                           host, hname, **{attr: hbefore})
     if new.mac != old.mac:
         before = msg.get("IFLA_ADDRESS")
-        netlink.set_mac(ns, cname, new.mac)
-        undo.push(stack, f"set mac of {cname} back", netlink.set_link_if_there, ns, cname,
+        netlink.set_mac(ctr_net, cname, new.mac)
+        undo.push(stack, f"set mac of {cname} back", netlink.set_link_if_there, ctr_net, cname,
                   address=before)
     if new.ip != old.ip:
         if old.ip:
-            netlink.address(ns, "del", cname, old.ip)
-            undo.push(stack, f"add address {old.ip} back", netlink.address, ns, "add", cname,
+            netlink.address(ctr_net, "del", cname, old.ip)
+            undo.push(stack, f"add address {old.ip} back", netlink.address, ctr_net, "add", cname,
                       old.ip)
-        netlink.address(ns, "add", cname, new.ip)
-        undo.push(stack, f"delete address {new.ip}", netlink.address, ns, "del", cname, new.ip)
+        netlink.address(ctr_net, "add", cname, new.ip)
+        undo.push(stack, f"delete address {new.ip}", netlink.address, ctr_net, "del", cname, new.ip)
 
 
 # --- hooks ------------------------------------------------------------------
@@ -304,9 +304,9 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     lines = []
     plugged: list[Nic] = []
     with _live_netns(container, pidfd) as h, contextlib.ExitStack() as stack:
-        assert h.ns is not None
+        assert h.ctr_net is not None
         for nic in record.nics:
-            if netlink.link_index(h.ns, nic.ctr_name) is not None:
+            if netlink.link_index(h.ctr_net, nic.ctr_name) is not None:
                 plugged.append(nic)
                 continue
             if nic.type is NicType.VETH:

@@ -41,7 +41,7 @@ RT_SCOPE_LINK = 253
 
 # --- netlink ------------------------------------------------------------------
 
-def _request(ns: IPRoute, spec: RouteSpec) -> dict[str, Any]:
+def _request(ctr_net: IPRoute, spec: RouteSpec) -> dict[str, Any]:
     family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
     req: dict[str, Any] = {"family": family, "table": MAIN_TABLE}
     if spec.dest == "default":
@@ -55,7 +55,7 @@ def _request(ns: IPRoute, spec: RouteSpec) -> dict[str, Any]:
     if spec.src:
         req["prefsrc"] = spec.src
     if spec.dev:
-        index = netlink.link_index(ns, spec.dev)
+        index = netlink.link_index(ctr_net, spec.dev)
         if index is None:
             raise NotFound(f"the container has no network device {spec.dev} "
                            f"(route {spec})")
@@ -63,13 +63,13 @@ def _request(ns: IPRoute, spec: RouteSpec) -> dict[str, Any]:
     return req
 
 
-def _add(ns: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
+def _add(ctr_net: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
     """Add one route; False if it was there already (``exist_ok``)."""
     from pyroute2.netlink.exceptions import NetlinkError
 
-    req = _request(ns, spec)
+    req = _request(ctr_net, spec)
     try:
-        ns.route("add", **req)
+        ctr_net.route("add", **req)
     except NetlinkError as err:
         if err.code == errno.EEXIST:
             if exist_ok:
@@ -80,16 +80,16 @@ def _add(ns: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
     return True
 
 
-def _delete(ns: IPRoute, spec: RouteSpec) -> None:
+def _delete(ctr_net: IPRoute, spec: RouteSpec) -> None:
     """Delete one route; already gone (or its device gone) is done."""
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
-        req = _request(ns, spec)
+        req = _request(ctr_net, spec)
     except NotFound:
         return  # the device went, and its routes with it
     try:
-        ns.route("del", **req)
+        ctr_net.route("del", **req)
     except NetlinkError as err:
         if err.code in (errno.ESRCH, errno.ENOENT, errno.ENODEV):
             return
@@ -98,8 +98,8 @@ def _delete(ns: IPRoute, spec: RouteSpec) -> None:
 
 @contextlib.contextmanager
 def _netns(container: Container, pidfd: int) -> Iterator[IPRoute]:
-    with netlink.container_netns(container, pidfd) as nsfd, netlink.in_netns(nsfd) as ns:
-        yield ns
+    with netlink.container_netns(container, pidfd) as nsfd, netlink.in_netns(nsfd) as ctr_net:
+        yield ctr_net
 
 
 def list_routes(record: Record, filter_json: str | None = None) -> list[dict[str, str]]:
@@ -129,11 +129,11 @@ def add_routes(container: Container, record: Record, specs: Sequence[RouteSpec],
         new.append(spec)
         lines.append(added_line(ref, spec))
     if new and container.running and not update_config_only:
-        with container.init_process() as pidfd, _netns(container, pidfd) as ns, \
+        with container.init_process() as pidfd, _netns(container, pidfd) as ctr_net, \
                 contextlib.ExitStack() as stack:
             for spec in new:
-                _add(ns, spec)
-                undo.push(stack, f"delete route {spec}", _delete, ns, spec)
+                _add(ctr_net, spec)
+                undo.push(stack, f"delete route {spec}", _delete, ctr_net, spec)
             stack.pop_all()
     record.routes = saved + new
     return lines
@@ -151,11 +151,11 @@ def remove_routes(container: Container, record: Record, patterns: Sequence[Route
             raise NotFound(f"route {pattern} is not added by syscontainer-tools")
         gone.extend(i for i in hits if i not in gone)
     if container.running and not update_config_only:
-        with container.init_process() as pidfd, _netns(container, pidfd) as ns, \
+        with container.init_process() as pidfd, _netns(container, pidfd) as ctr_net, \
                 contextlib.ExitStack() as stack:
             for spec in gone:
-                _delete(ns, spec)
-                undo.push(stack, f"add route {spec} back", _add, ns, spec, exist_ok=True)
+                _delete(ctr_net, spec)
+                undo.push(stack, f"add route {spec} back", _add, ctr_net, spec, exist_ok=True)
             stack.pop_all()
     record.routes = [i for i in saved if i not in gone]
     return [removed_line(ref, i) for i in gone]
@@ -168,10 +168,10 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     if not record.routes:
         return []
     lines = []
-    with _netns(container, pidfd) as ns, contextlib.ExitStack() as stack:
+    with _netns(container, pidfd) as ctr_net, contextlib.ExitStack() as stack:
         for spec in record.routes:
-            if _add(ns, spec, exist_ok=True):
-                undo.push(stack, f"delete route {spec}", _delete, ns, spec)
+            if _add(ctr_net, spec, exist_ok=True):
+                undo.push(stack, f"delete route {spec}", _delete, ctr_net, spec)
             lines.append(added_line(container.name, spec))
         stack.pop_all()
     return lines

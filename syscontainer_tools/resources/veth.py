@@ -65,14 +65,14 @@ def reattach(host: IPRoute, port: str, bridge: str) -> None:
         inner.pop_all()
 
 
-def plug(host: IPRoute, ns: IPRoute, nsfd: int, nic: Nic, stack: contextlib.ExitStack) -> Nic:
+def plug(host: IPRoute, ctr_net: IPRoute, nsfd: int, nic: Nic, stack: contextlib.ExitStack) -> Nic:
     """Create the pair, the container end configured; returns ``nic`` with
     the MAC the kernel chose where none was asked for (so it comes back
     with the same MAC after a restart)."""
     hname, cname = nic.host_name, nic.ctr_name
     if netlink.link_index(host, hname) is not None:
         raise Conflict(f"the host already has an interface named {hname}")
-    if netlink.link_index(ns, cname) is not None:
+    if netlink.link_index(ctr_net, cname) is not None:
         raise Conflict(f"the container already has an interface named {cname}")
     bridge_kind(host, nic.bridge)  # fail before anything is made
     peer: dict[str, Any] = {"ifname": cname, "net_ns_fd": nsfd, "mtu": nic.mtu,
@@ -83,17 +83,17 @@ def plug(host: IPRoute, ns: IPRoute, nsfd: int, nic: Nic, stack: contextlib.Exit
         host.link("add", ifname=hname, kind="veth", mtu=nic.mtu, txqlen=nic.qlen, peer=peer)
     undo.push(stack, f"delete {hname}", netlink.delete_link_if_there, host, hname)
     if not nic.mac:
-        link = ns.get_links(ifname=cname)
+        link = ctr_net.get_links(ifname=cname)
         nic = nic.replace(mac=str(link[0].get("IFLA_ADDRESS") or "") if link else "")
     if nic.ip:
-        netlink.address(ns, "add", cname, nic.ip)
-    netlink.set_link(ns, cname, "set link up", state="up")
+        netlink.address(ctr_net, "add", cname, nic.ip)
+    netlink.set_link(ctr_net, cname, "set link up", state="up")
     attach(host, stack, hname, nic.bridge)
     netlink.set_link(host, hname, "set link up", state="up")
     return nic
 
 
-def unplug(host: IPRoute, ns: IPRoute | None, nic: Nic) -> None:
+def unplug(host: IPRoute, ctr_net: IPRoute | None, nic: Nic) -> None:
     """Delete a veth pair (from the host end, else from the container end)."""
     hname, cname = nic.host_name, nic.ctr_name
     if netlink.link_index(host, hname) is not None:
@@ -105,11 +105,11 @@ def unplug(host: IPRoute, ns: IPRoute | None, nic: Nic) -> None:
         return
     if netlink.ovs_port_bridge(hname):
         detach(host, hname, nic.bridge)
-    if ns is not None:
-        inside = netlink.link(ns, cname)
+    if ctr_net is not None:
+        inside = netlink.link(ctr_net, cname)
         if inside is not None and netlink.link_kind(inside) == "veth":
             with netlink.failing(f"delete {cname}"):
-                ns.link("del", index=int(inside["index"]))
+                ctr_net.link("del", index=int(inside["index"]))
 
 
 def drop_stale(host: IPRoute, nic: Nic) -> None:
