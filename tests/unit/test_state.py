@@ -104,6 +104,9 @@ def test_kill_9_never_leaves_a_torn_record(tmp_path):
     for _ in range(5):
         p = multiprocessing.Process(target=_write_forever, args=(str(tmp_path),))
         p.start()
+        # a first record must exist (a busy machine may take a while to write it)
+        while not (tmp_path / "c1" / "state.json").exists():
+            time.sleep(0.01)
         time.sleep(0.15)
         os.kill(p.pid, signal.SIGKILL)
         p.join()
