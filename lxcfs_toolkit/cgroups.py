@@ -81,24 +81,13 @@ def _prune(path: str) -> str:
 
 
 def parse_proc_cgroup(text: str) -> Membership:
-    """Parse /proc/PID/cgroup ("ID:controllers:path" per line)."""
-    v1: dict[str, str] = {}
-    v2: str | None = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if path.endswith(" (deleted)"):
-            path = path[: -len(" (deleted)")]
-        path = _prune(path)
-        if controllers == "":
-            v2 = path
-            continue
-        for ctrl in controllers.split(","):
-            if ctrl in V1_CONTROLLERS:
-                v1[ctrl] = path
-    return Membership(v1=v1, v2=v2)
+    """/proc/PID/cgroup (the project's one parser, ``syscontainer_tools.cgroup``),
+    init.scope pruned, v1 controllers lxcfs reads only."""
+    from syscontainer_tools.cgroup import parse_membership
+
+    member = parse_membership(text)
+    return Membership(v1={c: _prune(p) for c, p in member.v1.items() if c in V1_CONTROLLERS},
+                      v2=None if member.v2 is None else _prune(member.v2))
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...] | None:

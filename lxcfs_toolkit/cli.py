@@ -30,7 +30,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from syscontainer_tools.errors import ToolError, oserror_text
+from syscontainer_tools.cli import show_version
+from syscontainer_tools.errors import ToolError, as_tool_error, render
 from syscontainer_tools.typerapp import Typer
 
 app = Typer(
@@ -67,6 +68,9 @@ def _global(
                                      help="state root of runc/crun (runc --root)"),
     debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
     log: str = typer.Option(None, "--log", help="also log to this file"),
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=show_version("lxcfs-toolkit"),
+        help="print the version and exit")] = False,
 ) -> None:
     from syscontainer_tools import log as logsetup
 
@@ -78,17 +82,8 @@ def _global(
 
 
 def _fail_line(action: str, message: str, hint: str | None = None) -> None:
-    typer.echo(f"Failed to {action}: {message}", err=True)
-    if hint:
-        typer.echo(f"Hint: {hint}", err=True)
-
-
-def _message(err: BaseException) -> tuple[str, str | None]:
-    if isinstance(err, ToolError):
-        return err.message, err.hint
-    if isinstance(err, OSError):
-        return oserror_text(err), None
-    return f"internal error: {type(err).__name__}: {err}", "run with --debug for details"
+    for line in render(ToolError(message, hint=hint), action=action):
+        typer.echo(line, err=True)
 
 
 @contextlib.contextmanager
@@ -101,8 +96,8 @@ def _handles(action: str) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - never a traceback for the user
         if _options.debug:
             traceback.print_exc()
-        message, hint = _message(err)
-        _fail_line(getattr(err, "action", None) or action, message, hint)
+        for line in render(err, action=action):
+            typer.echo(line, err=True)
         raise typer.Exit(1) from None
 
 
@@ -202,8 +197,9 @@ def _each(action: str, containers: list[Any], fn: Any) -> None:
         except Exception as err:  # noqa: BLE001 - reported per container
             if _options.debug:
                 traceback.print_exc()
-            message, hint = _message(err)
-            _fail_line(action, f"container {container.id}: {message}", hint)
+            tool = as_tool_error(err)
+            _fail_line(tool.action or action, f"container {container.id}: {tool.reason}",
+                       tool.hint)
             failed.append(container.id)
             continue
         typer.echo(line)
@@ -229,10 +225,7 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: 
                 raise
             raise ToolError("the Python lxcfs daemon (lxcfs_toolkit.server) is not "
                             "installed") from None
-        try:
-            server.serve(target)
-        except getattr(server, "ServeError", ()) as err:
-            raise ToolError(str(err), hint=getattr(err, "hint", None)) from None
+        server.serve(target)
 
 
 # the selection remount and umount share (the original's -a/--all, -c/--container-id too)

@@ -38,6 +38,7 @@ from typing import Any
 
 from syscontainer_tools import inroot, mountinfo, ns, syscalls
 from syscontainer_tools.errors import ToolError
+from syscontainer_tools.mounts import umount_fd
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +215,9 @@ def _state(fd: int, live_dev: int, lxcfs_devs: frozenset[int]) -> str:
     return "stale" if dev in lxcfs_devs else "absent"
 
 
-def _umount_fd(procfd: int, fd: int, what: str) -> None:
-    """Lazily unmount the mount ``fd`` is the root of, through the host's
-    /proc/self/fd/N: never a path the container could swap under us."""
-    os.fchdir(procfd)
-    try:
-        syscalls.umount(f"self/fd/{fd}", syscalls.MNT_DETACH)
-    except OSError as err:
-        raise OSError(err.errno, err.strerror, what) from None
-    finally:
-        os.chdir("/")
+# lazily unmount the mount a fd is the root of, through the host's /proc/self/fd/N:
+# never a path the container could swap under us (shared with syscontainer-tools)
+_umount_fd = umount_fd
 
 
 def _make_slave_fd(procfd: int, fd: int, what: str) -> None:

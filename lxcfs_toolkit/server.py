@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from syscontainer_tools import mountinfo, syscalls
+from syscontainer_tools.errors import ToolError, render
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,6 @@ RELOADABLE = (
 )
 
 
-class ServeError(Exception):
-    """The daemon could not start; ``hint`` says what the user can do."""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 def mount_entry(path: str, mountinfo_path: str = "/proc/self/mountinfo") -> tuple[str, str] | None:
@@ -86,9 +81,9 @@ def check_mountpoint(mountpoint: str, *, clean_stale: bool = True) -> None:
         return
     except OSError as err:
         if err.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
-            raise ServeError(f"cannot use {mountpoint}: {err.strerror}") from err
+            raise ToolError(f"cannot use {mountpoint}: {err.strerror}") from err
         if not clean_stale:
-            raise ServeError(
+            raise ToolError(
                 f"stale FUSE mount at {mountpoint} (transport endpoint is not connected)",
                 hint=f"unmount it with 'fusermount -u -z {mountpoint}' or 'umount -l {mountpoint}'",
             ) from err
@@ -97,16 +92,16 @@ def check_mountpoint(mountpoint: str, *, clean_stale: bool = True) -> None:
         try:
             _umount_lazy(mountpoint)
         except OSError as uerr:
-            raise ServeError(f"cannot unmount the stale mount at {mountpoint}: {uerr.strerror}") from uerr
+            raise ToolError(f"cannot unmount the stale mount at {mountpoint}: {uerr.strerror}") from uerr
         return
     entry = mount_entry(mountpoint)
     if entry is not None and entry[0].startswith("fuse"):
-        raise ServeError(
+        raise ToolError(
             f"{mountpoint} is already served by a running {entry[1]} ({entry[0]})",
             hint="stop that daemon first; two lxcfs stacked on one directory confuse the hooks",
         )
     if not os.path.isdir(mountpoint):
-        raise ServeError(f"{mountpoint} is not a directory")
+        raise ToolError(f"{mountpoint} is not a directory")
 
 
 def _mount_dev(mountpoint: str) -> int | None:
@@ -144,7 +139,7 @@ def _connect(mountpoint: str) -> tuple[Any, Any]:
     try:
         fd = fuseloop.mount(mountpoint)
     except OSError as err:
-        raise ServeError(f"cannot mount lxcfs at {mountpoint}: {err.strerror}",
+        raise ToolError(f"cannot mount lxcfs at {mountpoint}: {err.strerror}",
                          hint="is the fuse module loaded and /dev/fuse present?") from err
     return handover.Connection(fd, None, "mount"), None
 
@@ -286,7 +281,7 @@ def serve(
         handover.confirm(old)           # the old daemon finishes its requests and exits
     if conn.minor is None and not session.initialized.wait(10):
         session.stop()
-        raise ServeError(f"the kernel sent no FUSE INIT for {mountpoint}")
+        raise ToolError(f"the kernel sent no FUSE INIT for {mountpoint}")
     dev = _mount_dev(mountpoint) or 0
     handover.write_state(mountpoint, session.minor or fuseloop.OUR_MINOR, dev)
     fdstore = handover.sd_notify(f"FDSTORE=1\nFDNAME={handover.FDNAME}", [conn.fd])
@@ -387,10 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.mountpoint, cfs_quota=not args.no_cfs_quota, single_cpu=not args.all_cpus,
               threads=1 if args.single_thread else args.threads, debug=args.debug)
-    except ServeError as err:
-        print(f"Failed to serve lxcfs: {err}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+    except ToolError as err:
+        for line in render(err, action="serve lxcfs"):
+            print(line, file=sys.stderr)
         return 1
     return 0
 

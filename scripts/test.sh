@@ -8,6 +8,6 @@ bash scripts/setup.sh
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
-.venv/bin/mypy syscontainer_tools lxcfs_toolkit
+.venv/bin/mypy --strict syscontainer_tools lxcfs_toolkit
 echo "== pytest"
 exec .venv/bin/python -m pytest tests "$@"

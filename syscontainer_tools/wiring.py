@@ -58,7 +58,7 @@ def runs_poststop(container: Container) -> bool:
 
 
 def of(container: Container) -> Wiring:
-    if container.engine == "oci":
+    if container.engine is None:  # built from the OCI state a hook was given
         return Wiring(True, True, "called from an OCI hook")
     stages = hooked_stages(container.spec)
     if {"prestart", "poststop"} <= stages:

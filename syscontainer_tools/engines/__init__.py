@@ -22,12 +22,17 @@ import importlib
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..command import clean_env
 from ..errors import NotFound, ToolError
 from ..textenum import TextEnum
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..container import Container
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +128,16 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
 
 def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
     """Exact id, then exact name, then id prefix; every engine's matches."""
-    for rule in (lambda c: c.id == ref, lambda c: c.name == ref,
-                 lambda c: c.id.startswith(ref)):
+    rules: tuple[Callable[[Candidate], bool], ...] = (
+        lambda c: c.id == ref, lambda c: c.name == ref, lambda c: c.id.startswith(ref))
+    for rule in rules:
         hits = [c for c in candidates if rule(c)]
         if hits:
             return hits
     return []
 
 
-def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None):  # type: ignore[no-untyped-def]
+def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None) -> Container:
     """Resolve ``ref`` (full id, unique id prefix, or name) to a Container."""
     if not ref:
         raise ToolError("container id or name is empty")
@@ -146,4 +152,5 @@ def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None
         raise ToolError(f"container {ref!r} is ambiguous: {listed}",
                         hint="give a longer id prefix or --engine")
     hit = hits[0]
-    return hit.engine.module.inspect(hit, runtime_root)
+    container: Container = hit.engine.module.inspect(hit, runtime_root)
+    return container

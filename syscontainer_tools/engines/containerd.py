@@ -132,7 +132,7 @@ def inspect(candidate: Candidate, runtime_root: str | None) -> Container:
     rootfs = (os.path.join(bundle, spec.get("root", {}).get("path", "rootfs"))
               if bundle else None)
     runtime = info.get("Runtime") or {}
-    return Container(id=candidate.id, name=candidate.id, engine=Engine.CONTAINERD.value,
+    return Container(id=candidate.id, name=candidate.id, engine=Engine.CONTAINERD,
                      status=status, pid=pid, bundle=bundle, rootfs=rootfs, spec=spec,
                      pid_start=start_time_or_none(pid),
                      runtime=binary_name(runtime) or str(runtime.get("Name") or "") or None)

@@ -79,6 +79,6 @@ def container_from_inspect(engine: Engine, data: dict[str, Any],
     rootfs = (data.get("Rootfs") or (data.get("GraphDriver") or {}).get("Data", {}).get("MergedDir")
               or (os.path.join(bundle, spec.get("root", {}).get("path", "rootfs"))
                   if bundle else None))
-    return Container(id=cid, name=str(data.get("Name") or cid).lstrip("/"), engine=engine.value,
+    return Container(id=cid, name=str(data.get("Name") or cid).lstrip("/"), engine=engine,
                      status=status, pid=pid, bundle=bundle, rootfs=rootfs, spec=spec,
                      pid_start=start_time_or_none(pid))

@@ -99,6 +99,6 @@ def inspect(candidate: Candidate, runtime_root: str | None) -> Container:
     spec = load_spec(bundle) if bundle else {}
     rootfs = st.get("rootfs") or (os.path.join(bundle, spec.get("root", {}).get("path", "rootfs"))
                                   if bundle else None)
-    return Container(id=candidate.id, name=candidate.id, engine=engine.value, status=status,
+    return Container(id=candidate.id, name=candidate.id, engine=engine, status=status,
                      pid=pid, bundle=bundle, rootfs=rootfs, spec=spec, pid_start=start,
                      runtime_root=runtime_root)

@@ -100,7 +100,7 @@ def _load(path: str) -> dict[str, Any]:
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"not an integer: {value!r}")
-    return value
+    return int(value)
 
 
 def _str(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""install-hooks: put the hook specs where each engine looks.
+"""install-hooks: put the hook specs where each engine looks (the hook program
+itself is syscontainer_tools/hooks.py).
 
 isula, podman (and CRI-O's hooks.d), runc and crun run OCI hooks; docker and
 containerd do not, so for them the runtime wrapper syscontainer-runc is
@@ -11,11 +12,11 @@ import json
 import os
 import shutil
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from . import app, handles
+from . import OptionalText, app, handles
 
 ENGINES = ("isula", "podman", "runc", "crun")      # "all"
 WRAPPED = ("docker", "containerd")                  # only when named
@@ -32,28 +33,40 @@ def _default_bindir() -> str:
 @app.command("install-hooks")
 @handles("install hooks")
 def install_hooks(
-    engine: str = typer.Option("all", "--engine", help="isula, podman, runc, crun, all "
-                               "(those four), docker or containerd"),
-    bindir: str = typer.Option(None, "--bindir", help="where syscontainer-hooks and lxcfs-hook "
-                               "are installed (default: next to this program)"),
-    dest: str = typer.Option(None, "--dest", help="write the isula spec / podman hooks.d files "
-                             "/ docker daemon.json / the wrapper's runc.json here instead of "
-                             "the engine's default location"),
-    bundle: str = typer.Option(None, "--bundle", help="runc/crun: merge the hooks into this "
-                               "bundle's config.json (else print the snippet)"),
-    lxcfs: bool = typer.Option(True, "--lxcfs/--no-lxcfs", help="also wire lxcfs-hook"),
-    log_dir: str = typer.Option("/var/log", "--log-dir", help="hooks log here ('' = no log)"),
-    hook_state_dir: str = typer.Option(None, "--hook-state-dir",
-                                       help="pass --state-dir to syscontainer-hooks "
-                                            "(default: the hooks' own default)"),
-    lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", help="pass --lxcfs-dir to lxcfs-hook "
-                                  "(default: the hook's own default)"),
-    default_runtime: bool = typer.Option(False, "--default-runtime",
-                                         help="docker: also make syscontainer-runc the "
-                                              "default runtime"),
+    engine: Annotated[str, typer.Option(
+        "--engine", help="isula, podman, runc, crun, all (those four), docker or "
+                         "containerd")] = "all",
+    bindir: Annotated[OptionalText, typer.Option(
+        "--bindir", help="where syscontainer-hooks and lxcfs-hook are installed (default: "
+                         "next to this program)")] = None,
+    dest: Annotated[OptionalText, typer.Option(
+        "--dest", help="write the isula spec / podman hooks.d files / docker daemon.json / "
+                       "the wrapper's runc.json here instead of the engine's default "
+                       "location")] = None,
+    bundle: Annotated[OptionalText, typer.Option(
+        "--bundle", help="runc/crun: merge the hooks into this bundle's config.json (else "
+                         "print the snippet)")] = None,
+    lxcfs: Annotated[bool, typer.Option("--lxcfs/--no-lxcfs",
+                                        help="also wire lxcfs-hook")] = True,
+    log_dir: Annotated[str, typer.Option(
+        "--log-dir", help="hooks log here ('' = no log)")] = "/var/log",
+    hook_state_dir: Annotated[OptionalText, typer.Option(
+        "--hook-state-dir", help="pass --state-dir to syscontainer-hooks (default: the hooks' "
+                                 "own default)")] = None,
+    lxcfs_dir: Annotated[OptionalText, typer.Option(
+        "--lxcfs-dir", help="pass --lxcfs-dir to lxcfs-hook (default: the hook's own "
+                            "default)")] = None,
+    default_runtime: Annotated[bool, typer.Option(
+        "--default-runtime", help="docker: also make syscontainer-runc the default "
+                                  "runtime")] = False,
 ) -> None:
     """Install the OCI hook specs (isulad --hook-spec file, podman hooks.d, runc
-    config.json) or register the runtime wrapper syscontainer-runc (docker, containerd)."""
+    config.json) or register the runtime wrapper syscontainer-runc (docker, containerd).
+
+    Needs root to write the engines' default locations.
+
+    Example: syscontainer-tools install-hooks --engine podman
+    """
     from .. import hookspec
     from ..errors import SpecError
 
