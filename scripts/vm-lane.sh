@@ -97,6 +97,13 @@ args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G
       --rwdir "$out" --disk "$disk"
       # a real PCI NIC whose only peer is an empty hub: no traffic leaves the guest
       "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
+# udev would load these for qemu's emulated extras; each costs seconds under TCG
+# and none is used by the tests
+skip_mods=kvm_amd,kvm_intel,kvm,ccp,irqbypass,crct10dif_pclmul,crc32_pclmul,ghash_clmulni_intel
+skip_mods+=,sha512_ssse3,sha256_ssse3,sha1_ssse3,aesni_intel,sr_mod,cdrom,iTCO_wdt,intel_pmc_bxt
+skip_mods+=,iTCO_vendor_support,evdev,psmouse,pcspkr,serio_raw,ahci,libahci,libata,i2c_i801
+skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_common
+args+=(--append "modprobe.blacklist=$skip_mods")
 [ "$init" = systemd ] && args+=(--systemd)
 if [ "$root" != / ]; then
     args+=(--root "$root" --rodir "$REPO=$REPO")
