@@ -6,6 +6,8 @@
 #
 #   scripts/vm-lane.sh [options] [--] [PYTEST ARGS...]      (default: tests/vm)
 #     --init plain|systemd   the guest's init: virtme-ng's own (default) or systemd
+#     --cgroup v2|hybrid     pure v2, every controller on (default), or the native
+#                            host's layout: v1 controllers plus an empty v2 mount
 #     --root DIR             guest root: / (the host's, read-only with overlays;
 #                            default) or a distribution tree (tests/vm/mkroot.sh)
 #     --kernel VMLINUZ       kernel image; default: Debian's linux-image-amd64,
@@ -22,18 +24,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-init=plain root=/ kernel="" python="" name=""
+init=plain root=/ kernel="" python="" name="" cgroup=v2
 timeout_s=${SYSCONTAINER_VM_TIMEOUT:-2400}
 while [ $# -gt 0 ]; do
     case "$1" in
         --init) init=$2; shift 2 ;;
+        --cgroup) cgroup=$2; shift 2 ;;
         --root) root=$2; shift 2 ;;
         --kernel) kernel=$2; shift 2 ;;
         --python) python=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -42,6 +45,7 @@ say() { echo "vm-lane${name:+ [$name]}: $*" >&2; }
 die() { say "$*"; exit 2; }
 
 case "$init" in plain|systemd) ;; *) die "--init must be plain or systemd, not '$init'" ;; esac
+case "$cgroup" in v2|hybrid) ;; *) die "--cgroup must be v2 or hybrid, not '$cgroup'" ;; esac
 [ "$(id -u)" -eq 0 ] || die "run as root (the tests in the guest need root)"
 
 QEMU=$(command -v qemu-system-x86_64 || true)
@@ -88,7 +92,7 @@ mkdir -p "$out"
 cleanup() { rm -rf "$out"; }
 trap cleanup EXIT
 
-# a scratch disk with a real DOS partition table (virtio-scsi in the guest)
+# a scratch disk with a real DOS partition table (virtio-blk in the guest, vda)
 disk="$out/disk.img"
 truncate -s 256M "$disk"
 printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
@@ -108,14 +112,21 @@ args+=(--append "modprobe.blacklist=$skip_mods")
 if [ "$root" != / ]; then
     args+=(--root "$root" --rodir "$REPO=$REPO")
 fi
-guest_cmd="bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$out") $(printf '%q' "$python")"
+guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
+guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$out") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
 args+=(--exec "$guest_cmd")
 
-say "booting $kernel (${accel[*]:-kvm}, init $init, root $root) for: $*"
+say "booting $kernel (${accel[*]:-kvm}, init $init, cgroup $cgroup, root $root) for: $*"
 t0=$(date +%s)
+# vng, virtme-run and qemu in a session of their own: whatever ends this
+# script (a timeout, ^C, CI) ends the guest too
 set +e
-timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null
+setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null &
+vpid=$!
+trap 'kill -TERM -- -$vpid 2>/dev/null; cleanup' EXIT
+trap 'exit 130' INT TERM HUP
+wait "$vpid"
 vrc=$?
 set -e
 dt=$(( $(date +%s) - t0 ))

@@ -46,8 +46,8 @@ def hooks_for(state_dir: str, *extra: str) -> dict[str, Any]:
 
 
 def disk() -> tuple[str, list[str]]:
-    """The lane's virtio-scsi disk and its partitions (a real DOS table)."""
-    assert DISK, "the lane attaches a scsi disk (SYSCONTAINER_VM_DISK)"
+    """The lane's virtio-blk disk and its partitions (a real DOS table)."""
+    assert DISK, "the lane attaches a virtio disk (SYSCONTAINER_VM_DISK)"
     name = os.path.basename(DISK)
     parts = sorted(f"/dev/{p.name}" for p in Path(f"/sys/block/{name}").glob(f"{name}[0-9]*"))
     return DISK, parts

@@ -1,5 +1,5 @@
 """Devices and block I/O QoS on pure cgroup v2 (runc, cgroupfs driver), on the
-lane's virtio-scsi disk with a real DOS partition table."""
+lane's virtio-blk disk with a real DOS partition table."""
 
 from __future__ import annotations
 
