@@ -97,8 +97,11 @@ disk="$out/disk.img"
 truncate -s 256M "$disk"
 printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
 
-args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G
-      --rwdir "$out" --disk "$disk"
+args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G)
+# a distribution root sees the worktree at its own path (read-only), then the
+# run's directory inside it (writable)
+[ "$root" = / ] || args+=(--root "$root" --rodir "$REPO=$REPO")
+args+=(--rwdir "$out" --disk "$disk"
       # a real PCI NIC whose only peer is an empty hub: no traffic leaves the guest
       "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
 # udev would load these for qemu's emulated extras; each costs seconds under TCG
@@ -109,9 +112,6 @@ skip_mods+=,iTCO_vendor_support,evdev,psmouse,pcspkr,serio_raw,ahci,libahci,liba
 skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_common
 args+=(--append "modprobe.blacklist=$skip_mods")
 [ "$init" = systemd ] && args+=(--systemd)
-if [ "$root" != / ]; then
-    args+=(--root "$root" --rodir "$REPO=$REPO")
-fi
 guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
 guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$out") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
