@@ -34,8 +34,6 @@ fi
 # the kernel's modules indexed for modprobe in the guest
 for m in "$dir"/lib/modules/*; do depmod -b "$dir" "$(basename "$m")"; done
 ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || { say "no kernel in $dir/boot"; exit 1; }
-# resolv.conf for pip by chroot (the guest gets no network)
-cp -L /etc/resolv.conf "$dir/etc/resolv.conf"
 
 deps=$(cd "$REPO" && python3 - <<'PY'
 import re
@@ -49,8 +47,24 @@ PY
 )
 say "venv with $(chroot "$dir" python3 --version) and: $deps"
 chroot "$dir" sh -c "[ -x /opt/sctvm/venv/bin/python ] || python3 -m venv /opt/sctvm/venv"
-# shellcheck disable=SC2086
-chroot "$dir" env -u PIP_FIND_LINKS /opt/sctvm/venv/bin/python -m pip install -q --disable-pip-version-check $deps >&2
+# the host's pip (whatever index it is set up for) fetches wheels for that
+# python3; pip in the chroot installs them with no index
+pyver=$(chroot "$dir" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+wheels="$dir/opt/sctvm/wheels"
+mkdir -p "$wheels"
+binary=() sdist=()
+for d in $deps; do
+    case "$d" in fusepy*) sdist+=("$d") ;; *) binary+=("$d") ;; esac
+done
+"$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
+    --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform linux_x86_64 "${binary[@]}" setuptools wheel \
+    exceptiongroup tomli typing_extensions >&2   # markers are judged by the host's python
+# fusepy is published as a source archive only
+[ ${#sdist[@]} -eq 0 ] || "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --no-deps \
+    --no-binary=:all: "${sdist[@]}" >&2
+chroot "$dir" /opt/sctvm/venv/bin/python -m pip install -q --disable-pip-version-check \
+    --no-index --find-links /opt/sctvm/wheels $deps >&2
 site=$(chroot "$dir" /opt/sctvm/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$REPO" > "$dir$site/syscontainer-tools-worktree.pth"
 # the console scripts the tests and hooks call, as pip would write them
