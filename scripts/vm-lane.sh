@@ -20,6 +20,8 @@
 #     --name NAME            label for the log lines (default: the kernel version)
 # Environment: SYSCONTAINER_VM_TIME_SCALE (how much slower waits in the tests
 # may be; default 10 under emulation, 2 with KVM).
+# (in braces: bash reads it all before running it, so an edit during a run is harmless)
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -100,8 +102,13 @@ printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$di
 args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G)
 # a distribution root sees the worktree at its own path (read-only), then the
 # run's directory inside it (writable)
-[ "$root" = / ] || args+=(--root "$root" --rodir "$REPO=$REPO")
-args+=(--rwdir "$out" --disk "$disk"
+gout=$out
+if [ "$root" != / ]; then
+    gout=/opt/sctvm/out
+    mkdir -p "$root$gout" "$root$REPO"
+    args+=(--root "$root" --rodir "$REPO=$REPO")
+fi
+args+=(--rwdir "$gout=$out" --disk "$disk"
       # a real PCI NIC whose only peer is an empty hub: no traffic leaves the guest
       "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
 # udev would load these for qemu's emulated extras; each costs seconds under TCG
@@ -113,7 +120,7 @@ skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_c
 args+=(--append "modprobe.blacklist=$skip_mods")
 [ "$init" = systemd ] && args+=(--systemd)
 guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
-guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$out") $(printf '%q' "$python")"
+guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
 args+=(--exec "$guest_cmd")
 
@@ -143,3 +150,5 @@ fi
 rc=$(cat "$out/rc")
 say "pytest in the guest exited $rc; lane duration ${dt}s"
 exit "$rc"
+exit
+}

@@ -3,6 +3,8 @@
 # make the guest a pure cgroup v2 host with every controller on, start udevd,
 # then run pytest and leave its exit status in OUT/rc.
 #   guest.sh OUT PYTHON [PYTEST ARGS...]
+# (in braces: bash reads it all before running it, so an edit during a run is harmless)
+{
 set -u
 out=$1 py=$2; shift 2
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -63,3 +65,5 @@ rc=$?
 echo "$rc" > "$out/rc"
 sync
 exit "$rc"
+exit
+}
