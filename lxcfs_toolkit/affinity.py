@@ -50,6 +50,11 @@ class AffinityGovernor:
             if self.pinned:
                 self._set(tid, {self.cpu})
 
+    def forget_thread(self, tid: int) -> None:
+        """Called when a libfuse worker exits."""
+        with self._lock:
+            self._tids.discard(tid)
+
     def note_open(self, pid: int) -> None:
         self._opens += 1
         if pid != self._last_pid:

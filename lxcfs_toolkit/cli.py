@@ -62,7 +62,7 @@ def _global(
     lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
                                   help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)"),
     engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, runc or crun"),
+                               help="auto, isula, docker, podman, containerd, runc or crun"),
     runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
                                      help="state root of runc/crun (runc --root)"),
     debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),

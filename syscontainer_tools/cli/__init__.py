@@ -63,7 +63,7 @@ def options() -> Options:
 @app.callback()
 def _global(
     engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, runc or crun"),
+                               help="auto, isula, docker, podman, containerd, runc or crun"),
     runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
                                      help="state root of runc/crun (runc --root)"),
     state_dir: str = typer.Option("/var/lib/syscontainer-tools", "--state-dir",
@@ -168,9 +168,19 @@ def echo_lines(lines: Iterable[str]) -> None:
 
 
 def not_running_note(container: Any, ref: str) -> None:
-    if not container.running:
+    if container.running:
+        return
+    from .. import wiring
+
+    wired = wiring.of(container)
+    if wired.prestart:
         typer.echo(f"Container {ref} is not running: the change is saved and applied "
                    "when it starts.", err=True)
+    else:
+        typer.echo(f"Container {ref} is not running: the change is saved, but it is NOT "
+                   f"applied when it starts: {wired.how}.", err=True)
+        if wired.fix:
+            typer.echo(f"Hint: to wire it: {wired.fix}", err=True)
 
 
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *,
