@@ -718,25 +718,10 @@ def add_nic(container: Container, record: Record, spec: NicSpec, *, label: str,
 
 
 def _runs_poststop(container: Container) -> bool:
-    """Whether syscontainer-hooks runs at poststop for ``container``: a hook
-    itself, a poststop hook in its config.json, or podman's hooks.d.  (A
-    minimal check; the engines' wiring module answers this for every engine.)"""
-    if container.engine == "oci":
-        return True
-    hooks = container.spec.get("hooks") if isinstance(container.spec, dict) else None
-    entries = hooks.get("poststop") if isinstance(hooks, dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and \
-                os.path.basename(str(entry.get("path", ""))) == "syscontainer-hooks":
-            return True
-    if container.engine == "podman":
-        for d in ("/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"):
-            with contextlib.suppress(OSError):
-                for name in os.listdir(d):
-                    with open(os.path.join(d, name), encoding="utf-8") as f:
-                        if "syscontainer-hooks" in f.read():
-                            return True
-    return False
+    """Whether syscontainer-hooks runs at poststop for ``container``."""
+    from .. import wiring
+
+    return wiring.runs_poststop(container)
 
 
 def find_nic(record: Record, name: NicName, kind: NicType | None = None) -> dict[str, Any]:
