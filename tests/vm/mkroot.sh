@@ -40,8 +40,10 @@ import re
 text = open("pyproject.toml").read()
 block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
 deps = re.findall(r'"([^"]+)"', block)
-test = re.search(r"^test = \[(.*?)\]", text, re.M).group(1)
-deps += [d for d in re.findall(r'"([^"]+)"', test) if d.split(">")[0] in ("pytest",)]
+test = re.search(r"^test = \[(.*?)\]", text, re.M | re.S).group(1)
+# what the tests import (not the linters and build tools)
+deps += [d for d in re.findall(r'"([^"]+)"', test)
+         if re.split("[<>=]", d)[0] not in ("ruff", "mypy", "build", "wheel")]
 print(" ".join(deps))
 PY
 )
@@ -59,7 +61,7 @@ done
 "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
     --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
     --platform manylinux_2_17_x86_64 --platform linux_x86_64 "${binary[@]}" setuptools wheel \
-    exceptiongroup tomli typing_extensions >&2   # markers are judged by the host's python
+    exceptiongroup tomli typing_extensions importlib_resources zipp >&2   # markers are judged by the host's python
 # fusepy is published as a source archive only
 [ ${#sdist[@]} -eq 0 ] || "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --no-deps \
     --no-binary=:all: "${sdist[@]}" >&2
