@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(runc crun podman busybox-static libfuse2 fuse3 lxcfs iproute2 bridge-utils
-      openvswitch-switch kmod udev fdisk util-linux rpm python3-venv procps)
+      openvswitch-switch kmod udev fdisk util-linux rpm python3-venv procps
+      qemu-system-x86 debootstrap file)   # the last three: the VM lane (scripts/vm-lanes.sh)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup.sh: run as root (it installs packages and the tools need root)" >&2
