@@ -6,7 +6,8 @@
 #                            busybox for the demo (scripts/demo.sh)
 #   scripts/setup.sh --test  also what the test suite needs (scripts/test.sh):
 #                            crun, podman, the C lxcfs (to compare with),
-#                            Open vSwitch, rpm, sfdisk, bridge-utils
+#                            Open vSwitch, rpm, sfdisk, bridge-utils, docker.io
+#                            and containerd
 #
 # apt (Debian, Ubuntu) or dnf (openEuler, Fedora).  setup.sh starts no
 # service: services the packages it installs would start or enable (the C
@@ -41,7 +42,9 @@ if command -v apt-get >/dev/null; then
     # ip, modprobe, udevadm, nsenter/losetup, ps
     RUN_PKGS=(libfuse2 fuse3 iproute2 kmod udev util-linux procps python3-venv)
     DEMO_PKGS=(runc busybox-static)
-    TEST_PKGS=(crun podman lxcfs openvswitch-switch bridge-utils fdisk rpm)
+    # docker.io, containerd: tests/system/test_docker.py, test_containerd.py start
+    # private daemons of their own
+    TEST_PKGS=(crun podman lxcfs openvswitch-switch bridge-utils fdisk rpm docker.io containerd)
     # the installed ones among the names given, one query
     installed() { dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null |
                   awk '$2 == "installed" { sub(/:.*/, "", $1); print $1 }'; }
@@ -49,7 +52,7 @@ elif command -v dnf >/dev/null; then
     pm=dnf
     RUN_PKGS=(fuse fuse3 iproute kmod systemd-udev util-linux procps-ng python3)
     DEMO_PKGS=(runc busybox)
-    TEST_PKGS=(crun podman lxcfs openvswitch bridge-utils rpm-build)
+    TEST_PKGS=(crun podman lxcfs openvswitch bridge-utils rpm-build docker containerd)
     installed() { for p in "$@"; do rpm -q --whatprovides "$p" >/dev/null 2>&1 && echo "$p"; done; }
 else
     echo "setup.sh: neither apt-get nor dnf found; install by hand what docs/install.md lists" >&2
@@ -63,6 +66,8 @@ units_of() {
         openvswitch-switch|openvswitch)
             echo openvswitch-switch.service openvswitch.service ovsdb-server.service ovs-vswitchd.service ;;
         podman) echo podman.socket podman.service podman-restart.service podman-auto-update.timer ;;
+        docker.io|docker) echo docker.socket docker.service ;;
+        containerd) echo containerd.service ;;
     esac
 }
 
@@ -136,5 +141,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ] || [ ! -x .venv/bin/syscontainer-
     echo "$sum" > "$stamp"
 fi
 echo "setup.sh: ready, $("$PY" -V) in .venv; the programs (syscontainer-tools, syscontainer-hooks,"
-echo "  lxcfs-toolkit, lxcfs-hook) are in $PWD/.venv/bin: put them on PATH with"
+echo "  syscontainer-runc, lxcfs-toolkit, lxcfs-hook) are in $PWD/.venv/bin: put them on PATH with"
 echo "  export PATH=$PWD/.venv/bin:\$PATH"

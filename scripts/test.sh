@@ -11,6 +11,6 @@ echo "== $(.venv/bin/python -V) ($(readlink -f .venv/bin/python))"
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
-.venv/bin/mypy syscontainer_tools lxcfs_toolkit
+.venv/bin/mypy --strict syscontainer_tools lxcfs_toolkit
 echo "== pytest"
 exec .venv/bin/python -m pytest tests "$@"
