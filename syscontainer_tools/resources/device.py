@@ -12,6 +12,7 @@ Saved shape (``record["devices"]``)::
     {"host": "/dev/loop3", "container": "/dev/sdb", "type": "b", "major": 7,
      "minor": 3, "perm": "rwm", "mode": 432, "parent": "",
      "preallowed": "m",                 # what v1 devices.list granted before
+     "unit_base": "",                   # what the systemd unit's DeviceAllow= granted before
      "udev_rule": "/run/udev/rules.d/99-syscontainer-tools-<id>@loop3.rules",
      "udev_text": "..."}
 
@@ -31,11 +32,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import inroot, ns, syscalls
+from .. import cgroup, inroot, ns, syscalls
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError, ToolError
 from ..state import Record
-from . import blockdev, devcgroup
+from . import blockdev, devcgroup, systemd_unit
 from .blockdev import HostDevice
 from .devcgroup import PERMS, DevRule, perm_union
 from .qos import BlkioCgroup, QosKind, QosSpec, remove_line, update_line
@@ -405,6 +406,7 @@ class _Live:
     owner: tuple[int, int]
     cgroups: devcgroup.DeviceCgroups
     userns: bool
+    unit: systemd_unit.Unit | None = None     # systemd's unit of the container's cgroup
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return ns.run_in(self.pidfd, self.container.pid, fn, *args, flags=ns.MNT,
@@ -454,11 +456,20 @@ def _in_userns(pid: int) -> bool:
         return False
 
 
+def _device_cgroups(pid: int) -> tuple[devcgroup.DeviceCgroups, systemd_unit.Unit | None]:
+    """Where the container's device access is decided; under systemd, its
+    unit too (whose own device program is then systemd's to rebuild)."""
+    unit = systemd_unit.for_cgroup(cgroup.for_pid(pid).v2)
+    leave = systemd_unit.SYSTEMD_PROGRAMS if unit else ()
+    return devcgroup.DeviceCgroups.for_pid(pid, leave), unit
+
+
 @contextlib.contextmanager
 def _live(container: Container) -> Any:
     with container.init_process() as pidfd:
-        yield _Live(container, pidfd, container.host_ids(),
-                    devcgroup.DeviceCgroups.for_pid(container.pid), _in_userns(container.pid))
+        cgs, unit = _device_cgroups(container.pid)
+        yield _Live(container, pidfd, container.host_ids(), cgs, _in_userns(container.pid),
+                    unit)
 
 
 # --- expanding the request ----------------------------------------------------
@@ -653,11 +664,13 @@ def _allow(stack: contextlib.ExitStack, lv: _Live, record: Record,
             devcgroup.v1_allow(v1, rule)
             stack.callback(_quiet, devcgroup.v1_deny, v1, rule,
                            _others_perm([*record["devices"], *items], item))
+    if lv.unit:
+        undo = systemd_unit.allow_items(lv.unit, record["devices"], items)
+        stack.callback(_quiet, systemd_unit.set_device_allow, lv.unit, undo)
     if lv.cgroups.v2:
-        v2 = lv.cgroups.v2
         before = [_rule(i) for i in record["devices"]]
-        devcgroup.v2_sync(v2, [*before, *(_rule(i) for i in items)])
-        stack.callback(_quiet, devcgroup.v2_sync, v2, before)
+        lv.cgroups.v2_sync([*before, *(_rule(i) for i in items)])
+        stack.callback(_quiet, lv.cgroups.v2_sync, before)
 
 
 def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRef], *,
@@ -696,9 +709,12 @@ def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRe
                         devcgroup.v1_deny(lv.cgroups.v1, _rule(item), keep)
                         stack.callback(_quiet, devcgroup.v1_allow, lv.cgroups.v1, _rule(item))
                 if lv.cgroups.v2:
-                    devcgroup.v2_sync(lv.cgroups.v2, [_rule(i) for i in remaining])
-                    stack.callback(_quiet, devcgroup.v2_sync, lv.cgroups.v2,
+                    lv.cgroups.v2_sync([_rule(i) for i in remaining])
+                    stack.callback(_quiet, lv.cgroups.v2_sync,
                                    [_rule(i) for i in record["devices"]])
+                if lv.unit:
+                    undo = systemd_unit.revoke_items(lv.unit, remaining, chosen)
+                    stack.callback(_quiet, systemd_unit.set_device_allow, lv.unit, undo)
                 if any(q for q in record["qos"]):
                     blkio = BlkioCgroup.for_pid(container.pid)
             for item in chosen:
@@ -791,8 +807,8 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
         item["mode"] = dev.mode
         present.append(item)
     if present:
-        cgs = devcgroup.DeviceCgroups.for_pid(container.pid)
-        lv = _Live(container, pidfd, container.host_ids(), cgs, _in_userns(container.pid))
+        cgs, unit = _device_cgroups(container.pid)
+        lv = _Live(container, pidfd, container.host_ids(), cgs, _in_userns(container.pid), unit)
         nodes = [_node(i, lv) for i in present]
         lv.run_nodes(_ensure_nodes, nodes)
         if cgs.v1:
@@ -800,8 +816,11 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
                 rule = _rule(item)
                 item["preallowed"] = devcgroup.v1_preallowed(cgs.v1, rule)
                 devcgroup.v1_allow(cgs.v1, rule)
-        if cgs.v2:
-            devcgroup.v2_sync(cgs.v2, [_rule(i) for i in present])
+        if unit:
+            for item in present:
+                item.pop("unit_base", None)      # a new unit: what it grants now is the base
+            systemd_unit.allow_items(unit, [], present)
+        cgs.v2_sync([_rule(i) for i in present])
         for item in present:
             if item.get("udev_rule") and item.get("udev_text"):
                 blockdev.write_rule(item["udev_rule"], item["udev_text"])

@@ -1,0 +1,189 @@
+"""Telling systemd about what the tool adds to a container it manages.
+
+With the systemd cgroup driver (runc/crun ``--systemd-cgroup``, podman's
+default, iSulad's ``native.cgroupdriver=systemd``) a container's cgroup is
+a ``.scope`` (or ``.service``) unit.  On cgroup v2 systemd attaches its own
+device program (``sd_devices``) built from the unit's ``DeviceAllow=`` list,
+and an access must pass every program attached; systemd rebuilds that
+program, and rewrites the unit's ``io.*`` files, at every ``daemon-reload``
+or ``set-property``.  So a device or I/O limit systemd does not know about
+is undone at the next reload.  This module finds the unit and sets its
+properties at runtime (``systemctl set-property --runtime``: a drop-in under
+/run that systemd drops together with the transient unit), and names the
+programs the tool must leave to systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import cgroup, command
+from ..errors import ToolError
+from .devcgroup import DevRule, perm_union
+
+log = logging.getLogger(__name__)
+
+#: names systemd gives the device programs it attaches (bpf-devices.c)
+SYSTEMD_PROGRAMS = (b"sd_devices",)
+_SUFFIXES = (".scope", ".service")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The systemd unit whose cgroup holds a container."""
+
+    name: str           # runc-ID.scope, libpod-ID.scope, ...
+    cgroup: str         # its host directory in the v2 tree
+
+
+def systemd_booted() -> bool:
+    """sd_booted(): systemd is this host's init."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def unit_of(path: str) -> tuple[str, str] | None:
+    """(unit name, its cgroup path) of the nearest ``.scope``/``.service``
+    at or above ``path``, a path relative to the v2 root:
+    ``machine.slice/libpod-ID.scope/container`` -> ``libpod-ID.scope``."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].endswith(_SUFFIXES):
+            return parts[i], "/" + "/".join(parts[:i + 1])
+    return None
+
+
+def for_cgroup(v2dir: str | None) -> Unit | None:
+    """The unit systemd runs the container in, or None when systemd is not
+    the init or does not own that cgroup (cgroupfs driver)."""
+    root = cgroup.host_mounts().v2
+    if not v2dir or not root or not systemd_booted():
+        return None
+    rel = os.path.relpath(v2dir, root)
+    if rel.startswith(".."):
+        return None
+    found = unit_of(rel)
+    if found is None:
+        return None
+    name, path = found
+    proc = command.run(["systemctl", "show", "--property=ControlGroup", "--value", name],
+                       check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != path:
+        log.debug("cgroup %s looks like unit %s, but systemd says %r", v2dir, name,
+                  proc.stdout.strip())
+        return None
+    return Unit(name, os.path.join(root, path.lstrip("/")))
+
+
+# --- DeviceAllow= ---------------------------------------------------------------
+
+def device_path(rule: DevRule) -> str:
+    """systemd's name for a device by number (no node needed on the host)."""
+    return f"/dev/{'block' if rule.kind == 'b' else 'char'}/{rule.major}:{rule.minor}"
+
+
+def device_allow(unit: Unit) -> dict[str, str]:
+    """The unit's ``DeviceAllow=`` list: path -> permissions, in its order."""
+    proc = command.run(["systemctl", "show", "--property=DeviceAllow", unit.name])
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key != "DeviceAllow" or not value.strip():
+            continue
+        path, _, perm = value.strip().rpartition(" ")
+        if not path:
+            path, perm = perm, ""
+        out[path] = perm_union(out.get(path, ""), perm)
+    return out
+
+
+def grants(rules: Iterable[DevRule], bases: Mapping[str, str]) -> dict[str, str]:
+    """``DeviceAllow=`` permissions for each path in ``bases``: what the unit
+    granted before the tool touched it (the base) plus every rule for it."""
+    out = dict(bases)
+    for rule in rules:
+        path = device_path(rule)
+        if path in out:
+            out[path] = perm_union(out[path], rule.perm)
+    return out
+
+
+def set_device_allow(unit: Unit, changes: Mapping[str, str]) -> dict[str, str]:
+    """Set the permissions of some ``DeviceAllow=`` entries (``""`` drops
+    one), keeping the rest; returns their previous permissions (the undo).
+
+    The list is written whole (reset, then every entry) in one call, so
+    systemd's merge rules for a repeated path never matter."""
+    current = device_allow(unit)
+    old = {path: current.get(path, "") for path in changes}
+    if old == dict(changes):
+        return old
+    new = {**current, **changes}
+    assigns = ["DeviceAllow="] + [f"DeviceAllow={p} {perm}" for p, perm in new.items() if perm]
+    set_property(unit, assigns)
+    return old
+
+
+def _rule(item: Mapping[str, Any]) -> DevRule:
+    return DevRule(item["type"], int(item["major"]), int(item["minor"]), item["perm"])
+
+
+def _plan(current: Mapping[str, str], kept: Sequence[dict[str, Any]],
+          touched: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """For the devices of ``touched``: their base (``unit_base``, what the
+    unit granted before the tool) plus what ``kept`` items grant."""
+    bases: dict[str, str] = {}
+    for item in [*kept, *touched]:
+        path = device_path(_rule(item))
+        if path not in bases and "unit_base" in item:
+            bases[path] = item["unit_base"]
+    for item in touched:
+        path = device_path(_rule(item))
+        item["unit_base"] = bases.setdefault(path, current.get(path, ""))
+    return grants((_rule(i) for i in kept), bases)
+
+
+def allow_items(unit: Unit, saved: Sequence[dict[str, Any]],
+                items: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Add saved device ``items`` to the unit's ``DeviceAllow=`` (``saved``:
+    the container's devices already there); returns the undo for
+    set_device_allow.  Each item keeps the unit's own grant as ``unit_base``
+    so that removing it gives back exactly that."""
+    current = device_allow(unit)
+    return set_device_allow(unit, _plan(current, [*saved, *items], items))
+
+
+def revoke_items(unit: Unit, remaining: Sequence[dict[str, Any]],
+                 chosen: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Take ``chosen`` devices out of ``DeviceAllow=`` except what the unit
+    granted before or ``remaining`` items still grant; returns the undo."""
+    current = device_allow(unit)
+    return set_device_allow(unit, _plan(current, remaining, chosen))
+
+
+# --- I/O limits -------------------------------------------------------------------
+
+#: QosKind key -> systemd property
+IO_PROPERTIES = {"read_bps": "IOReadBandwidthMax", "write_bps": "IOWriteBandwidthMax",
+                 "read_iops": "IOReadIOPSMax", "write_iops": "IOWriteIOPSMax",
+                 "weight": "IODeviceWeight"}
+
+
+def set_io(unit: Unit, key: str, entries: Mapping[str, int]) -> None:
+    """Make the unit's I/O property for ``key`` exactly ``entries`` (device
+    path -> value); systemd writes ``io.max``/``io.weight`` from it and keeps
+    them across reloads."""
+    prop = IO_PROPERTIES[key]
+    set_property(unit, [f"{prop}="] + [f"{prop}={path} {value}"
+                                        for path, value in entries.items() if value])
+
+
+def set_property(unit: Unit, assigns: list[str]) -> None:
+    try:
+        command.run(["systemctl", "set-property", "--runtime", unit.name, *assigns])
+    except ToolError as err:
+        raise ToolError(f"systemd did not take {', '.join(assigns[-3:])} for {unit.name}: "
+                        f"{err.message}") from None
