@@ -30,7 +30,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from .. import cgroup, inroot, ns, syscalls
 from ..container import Container
@@ -464,6 +464,15 @@ def _device_cgroups(pid: int) -> tuple[devcgroup.DeviceCgroups, systemd_unit.Uni
     return devcgroup.DeviceCgroups.for_pid(pid, leave), unit
 
 
+_Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007  (run time: Python 3.9)
+
+
+def _blkio(pid: int) -> _Blkio:
+    """Where QoS goes: the cgroup files, or systemd's unit properties."""
+    unit = systemd_unit.for_cgroup(cgroup.for_pid(pid).v2)
+    return systemd_unit.UnitIO(unit) if unit else BlkioCgroup.for_pid(pid)
+
+
 @contextlib.contextmanager
 def _live(container: Container) -> Any:
     with container.init_process() as pidfd:
@@ -557,7 +566,7 @@ def _udev_rule(container: Container, item: dict[str, Any],
 
 # --- QoS in the record and the cgroup ------------------------------------------
 
-def _qos_apply(stack: contextlib.ExitStack, blkio: BlkioCgroup | None,
+def _qos_apply(stack: contextlib.ExitStack, blkio: _Blkio | None,
                record: Record, specs: Sequence[QosSpec]) -> list[str]:
     lines = []
     order = list(QosKind)
@@ -577,7 +586,7 @@ def _qos_apply(stack: contextlib.ExitStack, blkio: BlkioCgroup | None,
     return lines
 
 
-def _qos_drop(stack: contextlib.ExitStack, blkio: BlkioCgroup | None, record: Record,
+def _qos_drop(stack: contextlib.ExitStack, blkio: _Blkio | None, record: Record,
               item: dict[str, Any]) -> list[str]:
     lines = []
     order = [k.key for k in QosKind]
@@ -643,7 +652,7 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
             record["devices"].extend(items)
             lines += [add_line(i, label) for i in items]
             if qos:
-                lines += _qos_apply(stack, BlkioCgroup.for_pid(container.pid), record, qos)
+                lines += _qos_apply(stack, _blkio(container.pid), record, qos)
             stack.pop_all()
             if any(m.backup for m in made):
                 _quiet(lv.run, _commit_nodes, nodes, made)
@@ -716,7 +725,7 @@ def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRe
                     undo = systemd_unit.revoke_items(lv.unit, remaining, chosen)
                     stack.callback(_quiet, systemd_unit.set_device_allow, lv.unit, undo)
                 if any(q for q in record["qos"]):
-                    blkio = BlkioCgroup.for_pid(container.pid)
+                    blkio = _blkio(container.pid)
             for item in chosen:
                 if item.get("udev_rule") and blockdev.remove_rule(item["udev_rule"]):
                     stack.callback(blockdev.write_rule, item["udev_rule"], item["udev_text"])
@@ -741,7 +750,7 @@ def update_qos(container: Container, record: Record, qos: Sequence[QosSpec], *,
     snapshot = _snapshot(record)
     try:
         with contextlib.ExitStack() as stack:
-            blkio = BlkioCgroup.for_pid(container.pid) \
+            blkio = _blkio(container.pid) \
                 if container.running and not update_config_only else None
             lines = _qos_apply(stack, blkio, record, qos)
             stack.pop_all()
@@ -829,7 +838,7 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     hosts = {i["host"] for i in present}
     qos = [q for q in record["qos"] if q["host"] in hosts]
     if qos:
-        blkio = BlkioCgroup.for_pid(container.pid)
+        blkio = _blkio(container.pid)
         for q in qos:
             kind = QosKind.from_key(q["kind"])
             blkio.apply(kind, int(q["major"]), int(q["minor"]), int(q["value"]), q["host"])

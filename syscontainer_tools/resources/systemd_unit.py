@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import cgroup, command
 from ..errors import ToolError
+from . import devcgroup
 from .devcgroup import DevRule, perm_union
 
 log = logging.getLogger(__name__)
@@ -123,8 +125,29 @@ def set_device_allow(unit: Unit, changes: Mapping[str, str]) -> dict[str, str]:
         return old
     new = {**current, **changes}
     assigns = ["DeviceAllow="] + [f"DeviceAllow={p} {perm}" for p, perm in new.items() if perm]
+    before = _own_programs(unit)
     set_property(unit, assigns)
+    # systemd attaches the rebuilt program just after set-property returns
+    deadline = time.monotonic() + 10
+    while before and _own_programs(unit) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
     return old
+
+
+def _own_programs(unit: Unit) -> set[int]:
+    """Ids of systemd's device programs attached to the unit's cgroup."""
+    out = set()
+    try:
+        for prog_id in devcgroup.query(unit.cgroup)[1]:
+            fd = devcgroup._prog_fd(prog_id)
+            try:
+                if devcgroup.prog_info(fd).name in SYSTEMD_PROGRAMS:
+                    out.add(prog_id)
+            finally:
+                os.close(fd)
+    except OSError as err:
+        log.debug("cannot list the device programs of %s: %s", unit.cgroup, err)
+    return out
 
 
 def _rule(item: Mapping[str, Any]) -> DevRule:
@@ -172,13 +195,57 @@ IO_PROPERTIES = {"read_bps": "IOReadBandwidthMax", "write_bps": "IOWriteBandwidt
                  "weight": "IODeviceWeight"}
 
 
-def set_io(unit: Unit, key: str, entries: Mapping[str, int]) -> None:
-    """Make the unit's I/O property for ``key`` exactly ``entries`` (device
-    path -> value); systemd writes ``io.max``/``io.weight`` from it and keeps
-    them across reloads."""
-    prop = IO_PROPERTIES[key]
-    set_property(unit, [f"{prop}="] + [f"{prop}={path} {value}"
-                                        for path, value in entries.items() if value])
+def io_entries(unit: Unit, prop: str) -> dict[str, str]:
+    proc = command.run(["systemctl", "show", f"--property={prop}", unit.name])
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        path, _, amount = value.strip().rpartition(" ")
+        if key == prop and path:
+            out[path] = amount
+    return out
+
+
+@dataclass(frozen=True)
+class UnitIO:
+    """QoS of a container in a systemd unit: the unit's ``IO*=`` properties
+    (systemd enables the io controller for it and writes ``io.max`` and
+    ``io.weight`` from them, again at every reload), then the same line in
+    the unit's ``io.max`` so that the limit holds when the command returns.
+    Same ``apply()`` as qos.BlkioCgroup."""
+
+    unit: Unit
+
+    def apply(self, kind: Any, major: int, minor: int, value: int, path: str) -> None:
+        prop = IO_PROPERTIES[kind.key]
+        if kind.key != "weight":
+            set_property(self.unit, [f"{prop}={path} {value if value else 'infinity'}"])
+        elif value:
+            set_property(self.unit, [f"{prop}={path} {value}"])
+        else:       # no way to drop one entry: write the others again
+            others = {p: v for p, v in io_entries(self.unit, prop).items()
+                      if not _same_node(p, path)}
+            set_property(self.unit, [f"{prop}="] + [f"{prop}={p} {v}" for p, v in others.items()])
+        from .qos import BlkioCgroup
+
+        if not kind.v2_key:
+            return
+        _wait_for(os.path.join(self.unit.cgroup, "io.max"))
+        BlkioCgroup(2, self.unit.cgroup).apply(kind, major, minor, value, path)
+
+
+def _same_node(a: str, b: str) -> bool:
+    try:
+        return os.stat(a).st_rdev == os.stat(b).st_rdev
+    except OSError:
+        return a == b
+
+
+def _wait_for(path: str, seconds: float = 10) -> None:
+    """systemd realizes a unit's cgroup settings just after set-property returns."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def set_property(unit: Unit, assigns: list[str]) -> None:
