@@ -85,7 +85,9 @@ export SYSCONTAINER_VM_TIME_SCALE=${SYSCONTAINER_VM_TIME_SCALE:-$scale_default}
 SYSTEMD_MASKS="ovsdb-server.service ovs-vswitchd.service openvswitch-switch.service
     docker.service docker.socket containerd.service lxcfs.service podman.service
     podman-restart.service systemd-tmpfiles-setup.service systemd-tmpfiles-clean.timer
-    apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_reap.service cron.service"
+    apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_reap.service cron.service
+    systemd-binfmt.service systemd-journal-flush.service ssh.service rsyslog.service
+    postgresql.service isulad.service"
 
 run_id="sctvm$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 out="$REPO/.vm/runs/$run_id"
@@ -104,12 +106,14 @@ args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G
       "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
 if [ "$init" = systemd ]; then
     # The host's /.dockerenv shows through the 9p root: without container= (empty)
-    # systemd believes it runs in a container, starts no udevd, and then the
-    # serial console virtme-ng runs the test command on never appears.
-    args+=(--systemd --append container=)
-    # host units the tests never need, and slow over 9p
-    for u in $SYSTEMD_MASKS; do args+=(--append "systemd.mask=$u"); done
+    # systemd believes it runs in a container and starts no udevd.  The qemu
+    # wrapper gives the guest's systemd the serial getty virtme-ng runs the
+    # test command on, and masks host units (see tests/vm/qemu-systemd.sh).
+    args+=(--systemd --append container= --qemu "$REPO/tests/vm/qemu-systemd.sh")
+    export SCTVM_QEMU="$QEMU" SCTVM_MASKS="$SYSTEMD_MASKS"
 fi
+# the guest's console (boot messages) on stderr
+if [ -n "${SYSCONTAINER_VM_VERBOSE:-}" ]; then args+=(--verbose); fi
 if [ "$root" != / ]; then
     args+=(--root "$root" --rodir "$REPO=$REPO")
 fi
