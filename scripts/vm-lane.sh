@@ -87,7 +87,7 @@ SYSTEMD_MASKS="ovsdb-server.service ovs-vswitchd.service openvswitch-switch.serv
     podman-restart.service systemd-tmpfiles-setup.service systemd-tmpfiles-clean.timer
     apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_reap.service cron.service
     systemd-binfmt.service systemd-journal-flush.service ssh.service rsyslog.service
-    postgresql.service isulad.service"
+    postgresql.service isulad.service systemd-timesyncd.service systemd-update-utmp.service"
 
 run_id="sctvm$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 out="$REPO/.vm/runs/$run_id"
