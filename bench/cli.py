@@ -94,7 +94,7 @@ def main() -> None:
                 cli_times.append(t_cli)
                 sh_times.append(t_sh)
         m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
-        ratios = [a / b for a, b in zip(cli_times, sh_times, strict=True)]
+        ratios = [a / b for a, b in zip(cli_times, sh_times)]
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
         print(f"CLI add-device + remove-device: median {m_cli * 1000:7.1f} ms "
               f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")

@@ -117,7 +117,7 @@ def main() -> None:
                 sh_times.append(t_sh)
                 lib_times.append(t_lib)
         m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
-        ratios = [a / b for a, b in zip(cli_times, sh_times, strict=True)]
+        ratios = [a / b for a, b in zip(cli_times, sh_times)]
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, bridge {bridge}")
         print(f"CLI add-nic + remove-nic (veth):   median {m_cli * 1000:7.1f} ms "
               f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")

@@ -26,13 +26,14 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from syscontainer_tools.errors import ToolError, oserror_text
+from syscontainer_tools.typerapp import Typer
 
-app = typer.Typer(
+app = Typer(
     name="lxcfs-toolkit",
     help="Serve lxcfs and put its /proc view into running containers, or take it out.",
     no_args_is_help=True,
@@ -227,11 +228,11 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: 
 
 
 # the selection remount and umount share (the original's -a/--all, -c/--container-id too)
-Target = Annotated[str | None, typer.Argument(
+Target = Annotated[Optional[str], typer.Argument(
     metavar="all|CONTAINER", help="every running container with lxcfs mounts, or one")]
 All = Annotated[bool, typer.Option("-a", "--all",
                                    help="every running container with lxcfs mounts")]
-ContainerId = Annotated[str | None, typer.Option("-c", "--container-id", help="one container")]
+ContainerId = Annotated[Optional[str], typer.Option("-c", "--container-id", help="one container")]
 
 
 @app.command("remount")

@@ -19,7 +19,7 @@ case $py in /*) ;; *) py=$root/$py ;; esac
 
 spec=packaging/syscontainer-tools.spec
 version=$(sed -n 's/^Version:[[:space:]]*//p' "$spec")
-pyver=$("$py" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+pyver=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
 if [ "$version" != "$pyver" ]; then
     echo "build-packages.sh: $spec has Version $version, pyproject.toml $pyver" >&2
     exit 1

@@ -67,7 +67,7 @@ def render_stat(cpus: CpuSet | None, usage: CpuUsage | None, host: bytes, clk_tc
         for c in shown:
             idle = max(0, _wall(host_cpus[c]) - user - system)
             lines.append([user, 0, system, idle, 0, 0, 0, 0, 0, 0])
-    total = [sum(col) for col in zip(*lines, strict=True)] if lines else [0] * NFIELDS
+    total = [sum(col) for col in zip(*lines)] if lines else [0] * NFIELDS
     out = ["cpu  " + " ".join(map(str, total)) + "\n"]
     out.extend(f"cpu{i} " + " ".join(map(str, f)) + "\n" for i, f in enumerate(lines))
     out.extend(rest)

@@ -20,10 +20,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..errors import ToolError, oserror_text
+from ..typerapp import Typer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-app = typer.Typer(
+app = Typer(
     name="syscontainer-tools",
     help="Add, remove, list and update devices, NICs, routes and paths in running "
          "system containers; every change is saved and re-applied at the next start.",

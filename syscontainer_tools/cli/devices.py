@@ -7,7 +7,7 @@ imported when one of these commands runs, so ``--help`` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -22,7 +22,7 @@ _QOS_HELP = {
 }
 
 
-_Specs = list[str] | None
+_Specs = Optional[list[str]]
 Weight = Annotated[_Specs, typer.Option("--blkio-weight-device", metavar="DEV:W",
                                         help=_QOS_HELP["weight"])]
 ReadBps = Annotated[_Specs, typer.Option("--device-read-bps", metavar="DEV:RATE",

@@ -18,16 +18,16 @@ import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
-from enum import StrEnum
 from types import ModuleType
 
 from ..command import clean_env
 from ..errors import NotFound, ToolError
+from ..textenum import TextEnum
 
 log = logging.getLogger(__name__)
 
 
-class Engine(StrEnum):
+class Engine(TextEnum):
     AUTO = "auto"
     ISULA = "isula"
     DOCKER = "docker"

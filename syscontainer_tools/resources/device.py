@@ -198,8 +198,9 @@ def _make_nodes(nodes: Sequence[Node], clones: Sequence[int], replace: bool,
     os.umask(0)
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     done: list[Made] = []
+    assert len(nodes) == len(clones)
     try:
-        for node, clone in zip(nodes, clones, strict=True):
+        for node, clone in zip(nodes, clones):
             made = Made(dirs=_missing_dirs(rootfd, node.path))
             done.append(made)
             fd, name = inroot.open_parent(rootfd, node.path, create=True,
@@ -270,7 +271,7 @@ def _drop_node(dirfd: int, name: str) -> None:
 
 
 def _undo(rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
-    for node, made in reversed(list(zip(nodes, done, strict=False))):
+    for node, made in reversed(list(zip(nodes, done))):
         with contextlib.suppress(OSError):
             fd, name = inroot.open_parent(rootfd, node.path)
             try:
@@ -303,7 +304,7 @@ def _unmake_nodes(nodes: Sequence[Node], done: Sequence[Made]) -> None:
 def _commit_nodes(nodes: Sequence[Node], done: Sequence[Made]) -> None:
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     try:
-        for node, made in zip(nodes, done, strict=False):
+        for node, made in zip(nodes, done):
             if made.backup:
                 with contextlib.suppress(OSError):
                     fd, _ = inroot.open_parent(rootfd, node.path)

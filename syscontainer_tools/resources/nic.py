@@ -38,11 +38,11 @@ import re
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .. import netlink
 from ..errors import Conflict, NotFound, SpecError, ToolError
+from ..textenum import TextEnum
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
@@ -64,7 +64,7 @@ MAX_QLEN = 2**32 - 1
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
-class NicType(StrEnum):
+class NicType(TextEnum):
     VETH = "veth"
     ETH = "eth"
 
@@ -225,8 +225,8 @@ class NicUpdate:
         ctr = parse_ifname(name.strip(), "name")
         upd = cls(ctr, parse_ip(ip) if ip else None, parse_mac(mac) if mac else None,
                   parse_ifname(bridge.strip(), "bridge") if bridge else None,
-                  parse_mtu(mtu) if mtu not in (None, "") else None,
-                  parse_qlen(qlen) if qlen not in (None, "") else None)
+                  parse_mtu(mtu) if mtu else None,
+                  parse_qlen(qlen) if qlen else None)
         if all(v is None for v in (upd.ip, upd.mac, upd.bridge, upd.mtu, upd.qlen)):
             raise SpecError("nothing to update: give --ip, --mac, --bridge, --mtu or --qlen")
         return upd

@@ -257,7 +257,8 @@ def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec]
                     log.info("%s was not mounted at %s any more", spec.host_path,
                              spec.container_path)
             unmounted.pop_all()
-    record[SECTION] = [i for i, s in zip(record[SECTION], saved, strict=True) if s not in chosen]
+    assert len(record[SECTION]) == len(saved)
+    record[SECTION] = [i for i, s in zip(record[SECTION], saved) if s not in chosen]
     return [f"Remove path ({s.host_path}) from container({label},{s.container_path}) done"
             for s in chosen]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -26,9 +27,15 @@ NET6 = f"fd00:213:{OCTET:x}"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
+# Links another test session or the demo may be making on the same host at
+# the same time: not this session's business.
+_OTHERS = re.compile(r"^(sct[0-9a-f]{6}|scdemo)")
+
+
 def host_links() -> set[str]:
     with IPRoute() as ipr:
-        return {str(m.get("IFLA_IFNAME")) for m in ipr.get_links()}
+        names = {str(m.get("IFLA_IFNAME")) for m in ipr.get_links()}
+    return {n for n in names if n.startswith(PREFIX) or not _OTHERS.match(n)}
 
 
 def link(ipr: IPRoute, name: str) -> Any:

@@ -169,7 +169,7 @@ def test_stat_host_lines_of_cpuset_renumbered() -> None:
     lines = _cpu_lines(out)
     assert set(lines) == {"cpu", "cpu0", "cpu1"}
     assert lines["cpu0"] == [100, 10, 50, 1000, 5, 0, 0, 0, 0, 0]
-    assert lines["cpu"] == [a + b for a, b in zip(lines["cpu0"], lines["cpu1"], strict=True)]
+    assert lines["cpu"] == [a + b for a, b in zip(lines["cpu0"], lines["cpu1"])]
     assert out.decode().endswith("intr 12345 0 0\nctxt 999\nbtime 1700000000\n")
 
 
