@@ -2,12 +2,14 @@
 # qemu as scripts/vm-lane.sh --init systemd runs it (vng --qemu): before the
 # real qemu starts, fill the unit directory virtme-ng made for the guest's
 # systemd (SYSTEMD_UNIT_PATH, on the kernel command line) with
-#  * serial-getty@ttyS0.service wanted by getty.target: the getty virtme-ng
-#    runs the test command on.  The guest's generators believe they run in a
-#    container (the host's /.dockerenv shows through the 9p root, and
-#    container= on the kernel command line only convinces PID 1), so
-#    systemd-getty-generator never adds it, and kernel arguments such as
-#    systemd.mask= never reach them either;
+#  * virtme-ng's getty drop-in (which runs the test command) moved from
+#    serial-getty@ttyS0 to console-getty.service, wanted by getty.target.
+#    The guest's generators believe they run in a container (the host's
+#    /.dockerenv shows through the 9p root, and container= on the kernel
+#    command line only convinces PID 1), so systemd-getty-generator never
+#    adds the serial getty, and kernel arguments such as systemd.mask= never
+#    reach them; and under emulation dev-ttyS0.device often times out.
+#    /dev/console needs no udev;
 #  * masks (links to /dev/null) for the host units named in SCTVM_MASKS that
 #    the tests never need and that are slow over 9p.
 # Environment: SCTVM_QEMU (the real qemu), SCTVM_MASKS.
@@ -18,10 +20,16 @@ for a in "$@"; do
     esac
 done
 if [ -n "$dir" ] && [ -d "$dir" ]; then
-    getty=/lib/systemd/system/serial-getty@.service
-    [ -e "$getty" ] || getty=/usr/lib/systemd/system/serial-getty@.service
-    mkdir -p "$dir/getty.target.wants"
-    ln -sf "$getty" "$dir/getty.target.wants/serial-getty@ttyS0.service"
+    # virtme-ng's drop-in, for the console getty instead of the serial one
+    conf="$dir/serial-getty@.service.d/virtme-ng.conf"
+    if [ -f "$conf" ]; then
+        mkdir -p "$dir/console-getty.service.d" "$dir/getty.target.wants"
+        sed 's|^TTYPath=.*|TTYPath=/dev/console|' "$conf" > "$dir/console-getty.service.d/virtme-ng.conf"
+        getty=/lib/systemd/system/console-getty.service
+        [ -e "$getty" ] || getty=/usr/lib/systemd/system/console-getty.service
+        ln -sf "$getty" "$dir/getty.target.wants/console-getty.service"
+        ln -sf /dev/null "$dir/serial-getty@ttyS0.service"
+    fi
     for u in ${SCTVM_MASKS:-}; do
         ln -sf /dev/null "$dir/$u"
     done
