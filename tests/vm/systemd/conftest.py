@@ -72,3 +72,11 @@ def tool_as(engine: str, runtime_root: str | None, state_dir: str, *args: str
     if runtime_root:
         env["SYSCONTAINER_RUNTIME_ROOT"] = runtime_root
     return run([sys.executable, "-m", "syscontainer_tools", *args], env=env, check=False)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A failure's traceback at once: a slow guest may hit the lane's timeout
+    before pytest's summary."""
+    if report.failed:
+        sys.stdout.write(f"\n== {report.nodeid} ({report.when}) failed:\n{report.longreprtext}\n")
+        sys.stdout.flush()
