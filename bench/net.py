@@ -69,11 +69,11 @@ def library_round(cid: str, root: str, state_dir: str, bridge: str) -> float:
     t0 = time.perf_counter()
     container = find(cid, Engine.RUNC, root)
     store = StateStore(state_dir)
-    spec = nic.NicSpec.parse(type="veth", name="eth1", ip="10.219.1.2/16", bridge=bridge)
+    spec = nic.Nic.parse(type="veth", name="eth1", ip="10.219.1.2/16", bridge=bridge)
     with store.transaction(cid) as record:
-        nic.add_nic(container, record, spec, label=cid, store=store)
+        nic.add_nic(container, record, spec, ref=cid, store=store)
     with store.transaction(cid) as record:
-        nic.remove_nic(container, record, nic.NicName("", "eth1"), label=cid)
+        nic.remove_nic(container, record, nic.NicName("", "eth1"), ref=cid)
     return time.perf_counter() - t0
 
 

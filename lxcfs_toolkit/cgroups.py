@@ -81,24 +81,13 @@ def _prune(path: str) -> str:
 
 
 def parse_proc_cgroup(text: str) -> Membership:
-    """Parse /proc/PID/cgroup ("ID:controllers:path" per line)."""
-    v1: dict[str, str] = {}
-    v2: str | None = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if path.endswith(" (deleted)"):
-            path = path[: -len(" (deleted)")]
-        path = _prune(path)
-        if controllers == "":
-            v2 = path
-            continue
-        for ctrl in controllers.split(","):
-            if ctrl in V1_CONTROLLERS:
-                v1[ctrl] = path
-    return Membership(v1=v1, v2=v2)
+    """/proc/PID/cgroup (the project's one parser, ``syscontainer_tools.cgroup``),
+    init.scope pruned, v1 controllers lxcfs reads only."""
+    from syscontainer_tools.cgroup import parse_membership
+
+    member = parse_membership(text)
+    return Membership(v1={c: _prune(p) for c, p in member.v1.items() if c in V1_CONTROLLERS},
+                      v2=None if member.v2 is None else _prune(member.v2))
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...] | None:
@@ -227,6 +216,12 @@ class CgroupReader:
         if path is None or path == "/":
             return None
         return Cgroup(mount, path, v2)
+
+    def pressure(self, m: Membership, resource: str) -> str | None:
+        """``<resource>.pressure`` of the process's v2 cgroup; None for the root or no v2."""
+        if self.hier.v2 is None or m.v2 is None or m.v2 == "/":
+            return None
+        return Cgroup(self.hier.v2, m.v2, True).read(f"{resource}.pressure")
 
     # -- memory --------------------------------------------------------------
 

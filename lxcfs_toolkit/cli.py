@@ -30,7 +30,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from syscontainer_tools.errors import ToolError, oserror_text
+from syscontainer_tools.cli import show_version
+from syscontainer_tools.errors import ToolError, as_tool_error, render
 from syscontainer_tools.typerapp import Typer
 
 app = Typer(
@@ -62,11 +63,14 @@ def _global(
     lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
                                   help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)"),
     engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, runc or crun"),
+                               help="auto, isula, docker, podman, containerd, runc or crun"),
     runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
                                      help="state root of runc/crun (runc --root)"),
     debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
     log: str = typer.Option(None, "--log", help="also log to this file"),
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=show_version("lxcfs-toolkit"),
+        help="print the version and exit")] = False,
 ) -> None:
     from syscontainer_tools import log as logsetup
 
@@ -78,17 +82,8 @@ def _global(
 
 
 def _fail_line(action: str, message: str, hint: str | None = None) -> None:
-    typer.echo(f"Failed to {action}: {message}", err=True)
-    if hint:
-        typer.echo(f"Hint: {hint}", err=True)
-
-
-def _message(err: BaseException) -> tuple[str, str | None]:
-    if isinstance(err, ToolError):
-        return err.message, err.hint
-    if isinstance(err, OSError):
-        return oserror_text(err), None
-    return f"internal error: {type(err).__name__}: {err}", "run with --debug for details"
+    for line in render(ToolError(message, hint=hint), action=action):
+        typer.echo(line, err=True)
 
 
 @contextlib.contextmanager
@@ -101,8 +96,8 @@ def _handles(action: str) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - never a traceback for the user
         if _options.debug:
             traceback.print_exc()
-        message, hint = _message(err)
-        _fail_line(getattr(err, "action", None) or action, message, hint)
+        for line in render(err, action=action):
+            typer.echo(line, err=True)
         raise typer.Exit(1) from None
 
 
@@ -148,14 +143,19 @@ def _inspect(candidate: Any) -> Any:
         return None      # gone between the listing and now
 
 
-def containers_with_lxcfs(directory: str) -> list[Any]:
+def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
     """Every running container of the selected engine(s) that has lxcfs mounts
-    on the view's targets, live or stale (read from /proc/PID/mountinfo)."""
+    on the view's targets, live or stale (read from /proc/PID/mountinfo);
+    with ``wired`` also those wired for lxcfs without any mounts (see
+    ``lxcfs_toolkit.wired``: a record the hook left, or the hook in its config)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from syscontainer_tools.engines import Engine, list_all
 
     from . import mounts
+    from . import wired as wiring
+
+    records = wiring.recorded(directory) if wired else set()
 
     candidates = list_all(Engine.parse(_options.engine), _options.runtime_root)
     if not candidates:
@@ -166,6 +166,9 @@ def containers_with_lxcfs(directory: str) -> list[Any]:
     out = []
     for container in found:
         if container is None or not container.running:
+            continue
+        if wired and (container.id in records or wiring.hooked(container.spec, directory)):
+            out.append(container)
             continue
         try:
             if mounts.container_lxcfs_mounts(container.pid, directory):
@@ -194,8 +197,9 @@ def _each(action: str, containers: list[Any], fn: Any) -> None:
         except Exception as err:  # noqa: BLE001 - reported per container
             if _options.debug:
                 traceback.print_exc()
-            message, hint = _message(err)
-            _fail_line(action, f"container {container.id}: {message}", hint)
+            tool = as_tool_error(err)
+            _fail_line(tool.action or action, f"container {container.id}: {tool.reason}",
+                       tool.hint)
             failed.append(container.id)
             continue
         typer.echo(line)
@@ -221,10 +225,7 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: 
                 raise
             raise ToolError("the Python lxcfs daemon (lxcfs_toolkit.server) is not "
                             "installed") from None
-        try:
-            server.serve(target)
-        except getattr(server, "ServeError", ()) as err:
-            raise ToolError(str(err), hint=getattr(err, "hint", None)) from None
+        server.serve(target)
 
 
 # the selection remount and umount share (the original's -a/--all, -c/--container-id too)
@@ -250,10 +251,18 @@ def remount(
         ref = _selection(target, all_, container_id)
         directory = _directory()
         dmn = mounts.wait_daemon(directory, _seconds(wait, "--wait"))
-        containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
+        containers = (containers_with_lxcfs(directory, wired=True) if ref is None
+                      else [_find(ref)])
 
     def one(container: Any, pidfd: int) -> str:
+        from . import wired
+
         report = mounts.mount_into(container, pidfd, dmn)
+        try:
+            wired.record(container, directory)
+        except OSError as err:
+            log.warning("container %s: cannot record it as wired for lxcfs: %s",
+                        container.id, err)
         for warning in report.warnings:
             log.warning("container %s: %s", container.id, warning)
         log.info("container %s: mounted %s, replaced %s, live %s", container.id,

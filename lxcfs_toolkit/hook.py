@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lxcfs-dir", metavar="DIR",
                         help="lxcfs directory (default $LXCFS_DIR or /var/lib/lxc/lxcfs)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
+    from syscontainer_tools.hooks import VersionAction
+
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     return parser
 
 
@@ -49,6 +52,7 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
 
     directory = mounts.lxcfs_dir(directory)
     container = Container.from_oci_state(state)  # "creating" (runc's prestart) counts as running
+    _record(container, directory)   # wired, view or not: remount all gives it the view later
     try:
         dmn = mounts.daemon(directory)
     except mounts.NotAnswering as err:
@@ -67,10 +71,20 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
     return lines
 
 
+def _record(container: object, directory: str) -> None:
+    from . import wired
+
+    try:
+        wired.record(container, directory)
+    except OSError as err:
+        log.warning("cannot record container %s as wired for lxcfs: %s",
+                    getattr(container, "id", "?"), err)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from syscontainer_tools import log as logsetup
-    from syscontainer_tools.errors import ToolError, oserror_text
+    from syscontainer_tools.errors import ToolError, render
 
     logsetup.setup(debug=args.debug, logfile=args.log)
     for handler in logging.getLogger().handlers:
@@ -82,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in run(read_oci_state(sys.stdin), args.lxcfs_dir):
             (log.warning if "not mounted" in line or "cannot" in line else log.info)(line)
     except (ToolError, OSError) as err:
-        message = err.message if isinstance(err, ToolError) else oserror_text(err)
         log.debug("lxcfs-hook failed", exc_info=True)
         # stderr gets the contract's line (the runtime shows it); the log file the same
-        log.error("Failed to mount lxcfs: %s", message, extra={"file_only": True})
-        print(f"Failed to mount lxcfs: {message}", file=sys.stderr)
+        for line in render(err, action="mount lxcfs"):
+            log.error("%s", line, extra={"file_only": True})
+            print(line, file=sys.stderr)
         return 1
     return 0
 

@@ -39,14 +39,3 @@ def read_bytes(path: str) -> bytes | None:
 def read_text(path: str) -> str | None:
     data = read_bytes(path)
     return None if data is None else data.decode("utf-8", "replace")
-
-
-def read_int(path: str) -> int | None:
-    """A file holding one integer; None when missing or malformed."""
-    data = read_bytes(path)
-    if data is None:
-        return None
-    try:
-        return int(data.strip())
-    except ValueError:
-        return None

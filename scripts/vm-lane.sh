@@ -6,6 +6,8 @@
 #
 #   scripts/vm-lane.sh [options] [--] [PYTEST ARGS...]      (default: tests/vm)
 #     --init plain|systemd   the guest's init: virtme-ng's own (default) or systemd
+#     --cgroup v2|hybrid     pure v2, every controller on (default), or the native
+#                            host's layout: v1 controllers plus an empty v2 mount
 #     --root DIR             guest root: / (the host's, read-only with overlays;
 #                            default) or a distribution tree (tests/vm/mkroot.sh)
 #     --kernel VMLINUZ       kernel image; default: Debian's linux-image-amd64,
@@ -18,22 +20,25 @@
 #     --name NAME            label for the log lines (default: the kernel version)
 # Environment: SYSCONTAINER_VM_TIME_SCALE (how much slower waits in the tests
 # may be; default 10 under emulation, 2 with KVM).
+# (in braces: bash reads it all before running it, so an edit during a run is harmless)
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-init=plain root=/ kernel="" python="" name=""
+init=plain root=/ kernel="" python="" name="" cgroup=v2
 timeout_s=${SYSCONTAINER_VM_TIMEOUT:-2400}
 while [ $# -gt 0 ]; do
     case "$1" in
         --init) init=$2; shift 2 ;;
+        --cgroup) cgroup=$2; shift 2 ;;
         --root) root=$2; shift 2 ;;
         --kernel) kernel=$2; shift 2 ;;
         --python) python=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -42,6 +47,7 @@ say() { echo "vm-lane${name:+ [$name]}: $*" >&2; }
 die() { say "$*"; exit 2; }
 
 case "$init" in plain|systemd) ;; *) die "--init must be plain or systemd, not '$init'" ;; esac
+case "$cgroup" in v2|hybrid) ;; *) die "--cgroup must be v2 or hybrid, not '$cgroup'" ;; esac
 [ "$(id -u)" -eq 0 ] || die "run as root (the tests in the guest need root)"
 
 QEMU=$(command -v qemu-system-x86_64 || true)
@@ -95,36 +101,55 @@ mkdir -p "$out"
 cleanup() { rm -rf "$out"; }
 trap cleanup EXIT
 
-# a scratch disk with a real DOS partition table (virtio-scsi in the guest)
+# a scratch disk with a real DOS partition table (virtio-blk in the guest, vda)
 disk="$out/disk.img"
 truncate -s 256M "$disk"
 printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
 
-args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G
-      --rwdir "$out" --disk "$disk"
+args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G)
+# a distribution root sees the worktree at its own path (read-only), then the
+# run's directory inside it (writable)
+gout=$out
+if [ "$root" != / ]; then
+    gout=/opt/sctvm/out
+    mkdir -p "$root$gout" "$root$REPO"
+    args+=(--root "$root" --rodir "$REPO=$REPO")
+fi
+args+=(--rwdir "$gout=$out" --disk "$disk"
       # a real PCI NIC whose only peer is an empty hub: no traffic leaves the guest
       "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
+# udev would load these for qemu's emulated extras; each costs seconds under TCG
+# and none is used by the tests
+skip_mods=kvm_amd,kvm_intel,kvm,ccp,irqbypass,crct10dif_pclmul,crc32_pclmul,ghash_clmulni_intel
+skip_mods+=,sha512_ssse3,sha256_ssse3,sha1_ssse3,aesni_intel,sr_mod,cdrom,iTCO_wdt,intel_pmc_bxt
+skip_mods+=,iTCO_vendor_support,evdev,psmouse,pcspkr,serio_raw,ahci,libahci,libata,i2c_i801
+skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_common
+args+=(--append "modprobe.blacklist=$skip_mods")
 if [ "$init" = systemd ]; then
     # The host's /.dockerenv shows through the 9p root: without container= (empty)
     # systemd believes it runs in a container and starts no udevd.  The qemu
-    # wrapper gives the guest's systemd the serial getty virtme-ng runs the
-    # test command on, and masks host units (see tests/vm/qemu-systemd.sh).
+    # wrapper gives the guest's systemd the getty virtme-ng runs the test
+    # command on, and masks host units (see tests/vm/qemu-systemd.sh).
     args+=(--systemd --append container= --qemu "$REPO/tests/vm/qemu-systemd.sh")
     export SCTVM_QEMU="$QEMU" SCTVM_MASKS="$SYSTEMD_MASKS"
 fi
 # the guest's console (boot messages) on stderr
 if [ -n "${SYSCONTAINER_VM_VERBOSE:-}" ]; then args+=(--verbose); fi
-if [ "$root" != / ]; then
-    args+=(--root "$root" --rodir "$REPO=$REPO")
-fi
-guest_cmd="bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$out") $(printf '%q' "$python")"
+guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
+guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
 args+=(--exec "$guest_cmd")
 
-say "booting $kernel (${accel[*]:-kvm}, init $init, root $root) for: $*"
+say "booting $kernel (${accel[*]:-kvm}, init $init, cgroup $cgroup, root $root) for: $*"
 t0=$(date +%s)
+# vng, virtme-run and qemu in a session of their own: whatever ends this
+# script (a timeout, ^C, CI) ends the guest too
 set +e
-timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null
+setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null &
+vpid=$!
+trap 'kill -TERM -- -$vpid 2>/dev/null; cleanup' EXIT
+trap 'exit 130' INT TERM HUP
+wait "$vpid"
 vrc=$?
 set -e
 dt=$(( $(date +%s) - t0 ))
@@ -141,3 +166,5 @@ fi
 rc=$(cat "$out/rc")
 say "pytest in the guest exited $rc; lane duration ${dt}s"
 exit "$rc"
+exit
+}

@@ -61,22 +61,43 @@ class CgroupSet:
                         "for the container")
 
 
-def parse_proc_cgroup(text: str, mounts: Mounts) -> CgroupSet:
+@dataclass(frozen=True)
+class Membership:
+    """The cgroup paths of one process (/proc/PID/cgroup), per v1 controller
+    and in the v2 tree, as the kernel names them (relative to each
+    hierarchy's root, starting with /)."""
+
+    v1: dict[str, str] = field(default_factory=dict)
+    v2: str | None = None
+
+
+def parse_membership(text: str) -> Membership:
+    """The one parser of /proc/PID/cgroup ("ID:controllers:path" per line)
+    for the whole project (lxcfs_toolkit's views use it too)."""
     v1: dict[str, str] = {}
-    v2 = None
+    v2: str | None = None
     for line in text.splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         _, controllers, path = parts
-        path = path.lstrip("/")
+        if path.endswith(" (deleted)"):
+            path = path[: -len(" (deleted)")]
         if controllers == "":
-            if mounts.v2:
-                v2 = os.path.join(mounts.v2, path)
+            v2 = path
             continue
         for ctl in controllers.split(","):
-            if ctl in mounts.v1:
-                v1[ctl] = os.path.join(mounts.v1[ctl], path)
+            v1[ctl] = path
+    return Membership(v1, v2)
+
+
+def parse_proc_cgroup(text: str, mounts: Mounts) -> CgroupSet:
+    """/proc/PID/cgroup joined to where the host mounts each hierarchy."""
+    member = parse_membership(text)
+    v1 = {ctl: os.path.join(mounts.v1[ctl], path.lstrip("/"))
+          for ctl, path in member.v1.items() if ctl in mounts.v1}
+    v2 = os.path.join(mounts.v2, member.v2.lstrip("/")) \
+        if mounts.v2 and member.v2 is not None else None
     return CgroupSet(v1, v2)
 
 

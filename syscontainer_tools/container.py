@@ -6,13 +6,15 @@ import contextlib
 import json
 import logging
 import os
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import syscalls
 from .errors import ToolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 class Container:
     id: str
     name: str
-    engine: str                 # Engine value, or "oci" when built from a hook's state
+    engine: Engine | None       # None when built from the OCI state a hook is given
     status: str                 # running, created, stopped, paused, ...
     pid: int                    # init's pid on the host, 0 when not running
     bundle: str | None = None
@@ -29,6 +31,7 @@ class Container:
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     pid_start: int | None = None  # /proc/PID/stat start time of ``pid`` when it was looked up
     runtime_root: str | None = None
+    runtime: str | None = None    # the OCI runtime program the engine starts it with, if known
 
     @property
     def running(self) -> bool:
@@ -56,7 +59,7 @@ class Container:
         spec = load_spec(bundle)
         rootfs = spec.get("root", {}).get("path", "rootfs")
         return cls(id=cid, name=str(state.get("annotations", {}).get("name", cid) or cid),
-                   engine="oci", status=str(state.get("status", "created")), pid=pid,
+                   engine=None, status=str(state.get("status", "created")), pid=pid,
                    bundle=bundle, rootfs=os.path.join(bundle, rootfs), spec=spec,
                    pid_start=start_time_or_none(pid))
 
@@ -79,13 +82,6 @@ class Container:
             yield pidfd
         finally:
             os.close(pidfd)
-
-    def alive(self, pidfd: int) -> bool:
-        try:
-            signal.pidfd_send_signal(pidfd, 0)
-            return True
-        except ProcessLookupError:
-            return False
 
     def host_ids(self, uid: int = 0, gid: int = 0) -> tuple[int, int]:
         """The host uid/gid that ``uid``/``gid`` inside the container map to."""

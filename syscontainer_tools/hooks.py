@@ -29,19 +29,30 @@ import json
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .errors import ToolError
-
-if TYPE_CHECKING:
-    from typing import Any
 
 MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 MODULE_ALLOWLIST = "/etc/syscontainer-tools/kernel-modules.allow"
 
 
-class HookError(ToolError):
-    pass
+class VersionAction(argparse.Action):
+    """``--version`` for the argparse programs (syscontainer-hooks, lxcfs-hook):
+    ``<prog> <version>``, exit 0.  The version is read from the package
+    metadata only when asked for: that read costs more than a hook's start."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("nargs", 0)
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from . import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit(0)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="saved resources (default: $SYSCONTAINER_STATE_DIR, else "
                         "/var/lib/syscontainer-tools)")
     p.add_argument("--debug", action="store_true", help="debug logging, tracebacks on errors")
+    p.add_argument("--version", action=VersionAction, help="print the version and exit")
     return p.parse_args(argv)
 
 
@@ -65,15 +77,15 @@ def read_oci_state(stream: Any) -> dict[str, Any]:
     """The OCI state a runtime hands a hook on stdin (both hooks read it here)."""
     raw = stream.read()
     if not raw.strip():
-        raise HookError("no OCI state on stdin")
+        raise ToolError("no OCI state on stdin")
     try:
         state = json.loads(raw)
     except ValueError as err:
-        raise HookError(f"the OCI state on stdin is not JSON: {err}") from None
+        raise ToolError(f"the OCI state on stdin is not JSON: {err}") from None
     if not isinstance(state, dict):
-        raise HookError("the OCI state on stdin is not a JSON object")
+        raise ToolError("the OCI state on stdin is not a JSON object")
     if not state.get("id") or not state.get("bundle"):
-        raise HookError("the OCI state on stdin lacks a valid field: id or bundle")
+        raise ToolError("the OCI state on stdin lacks a valid field: id or bundle")
     return state
 
 
@@ -82,13 +94,13 @@ def kernel_modules(env: dict[str, str]) -> list[str]:
     names = [n.strip() for n in env.get("KERNEL_MODULES", "").split(",") if n.strip()]
     bad = [n for n in names if not MODULE_RE.match(n)]
     if bad:
-        raise HookError(f"KERNEL_MODULES: invalid module name(s) {', '.join(map(repr, bad))}")
+        raise ToolError(f"KERNEL_MODULES: invalid module name(s) {', '.join(map(repr, bad))}")
     if names and os.path.exists(MODULE_ALLOWLIST):
         with open(MODULE_ALLOWLIST, encoding="utf-8") as f:
             allowed = {line.split("#")[0].strip() for line in f} - {""}
         refused = [n for n in names if n not in allowed]
         if refused:
-            raise HookError(f"KERNEL_MODULES: {', '.join(refused)} not in {MODULE_ALLOWLIST}")
+            raise ToolError(f"KERNEL_MODULES: {', '.join(refused)} not in {MODULE_ALLOWLIST}")
     return names
 
 
@@ -106,7 +118,7 @@ def load_modules(names: list[str]) -> None:
     proc = run(["modprobe", "-a", "--", *names], check=False)
     if proc.returncode != 0:
         reason = last_line(proc.stderr) or f"exit status {proc.returncode}"
-        raise HookError(f"KERNEL_MODULES: modprobe {' '.join(names)} failed: {reason}")
+        raise ToolError(f"KERNEL_MODULES: modprobe {' '.join(names)} failed: {reason}")
 
 
 def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
@@ -118,64 +130,40 @@ def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
     store = StateStore(state_dir)
     done: list[str] = []
     # cheap check first: nothing saved -> only the modules
-    if store.load(container.id).empty():
-        load_modules(modules)
-        return done
-    with store.transaction(container.id) as record, container.init_process() as pidfd:
-        if record["devices"] or record["qos"]:
-            from .resources import device
-            done += device.reapply(container, pidfd, record)
-        if record["paths"]:
-            from .resources import path
-            done += path.reapply(container, pidfd, record["paths"])
-        if record["nics"] or record["routes"]:
-            from .resources import nic, route
-            nic.pin_netns(container)
-            done += nic.reapply(container, pidfd, record)
-            done += route.reapply(container, pidfd, record["routes"])
+    if not store.load(container.id).empty():
+        from . import api
+
+        done = api.reapply(container, store)
     load_modules(modules)
     return done
 
 
 def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
-    from .netlink import PIN_DIR  # pyroute2 itself is imported only where used
+    from .netlink import pin_path  # pyroute2 itself is imported only where used
     from .state import StateStore
 
     cid = str(state["id"])
-    record = StateStore(state_dir).load(cid)
-    done: list[str] = []
-    errors: list[str] = []
-    pinned = os.path.lexists(os.path.join(PIN_DIR, cid))
-    if record.empty() and not pinned:
-        return done, errors
+    store = StateStore(state_dir)
+    if store.load(cid).empty() and not os.path.lexists(pin_path(cid)):
+        return [], []
+    from . import api
     from .container import Container
-    from .errors import ToolError
 
     try:
         container = Container.from_oci_state(state)
     except ToolError:  # the bundle may be gone after a stop: the id is enough
-        container = Container(id=cid, name=cid, engine="oci", status="stopped", pid=0,
+        container = Container(id=cid, name=cid, engine=None, status="stopped", pid=0,
                               bundle=state.get("bundle"))
-    steps = []
-    if record["devices"]:
-        from .resources import device
-        steps.append(("devices", lambda: device.poststop(container, record)))
-    if record["nics"] or pinned:  # also unpins a netns whose NICs were removed since
-        from .resources import nic
-        steps.append(("network interfaces", lambda: nic.poststop(container, record)))
-    for what, step in steps:
-        try:
-            done += step()
-        except Exception as err:  # noqa: BLE001 - every step is tried
-            errors.append(f"{what}: {err}")
-    return done, errors
+    return api.restore(container, store)
 
 
 def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
     """Fast path: no record and no KERNEL_MODULES in the spec's env.
 
     Reads only the OCI spec; no resource module is imported."""
-    if os.path.exists(os.path.join(state_dir, str(state["id"]), "state.json")):
+    from .state import StateStore
+
+    if StateStore(state_dir).has_record(str(state["id"])):
         return False
     config = os.path.join(str(state["bundle"]), "config.json")
     try:
@@ -183,9 +171,9 @@ def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
             spec = json.load(f)
         env = spec["process"].get("env", []) or []
     except FileNotFoundError:
-        raise HookError(f"bundle {state['bundle']} has no config.json") from None
+        raise ToolError(f"bundle {state['bundle']} has no config.json") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise HookError(f"cannot read {config}: {err}") from None
+        raise ToolError(f"cannot read {config}: {err}") from None
     return not any(str(e).startswith("KERNEL_MODULES=") for e in env)
 
 
@@ -208,16 +196,14 @@ def main(argv: list[str] | None = None) -> None:
             for line in done:
                 log.info("%s: %s", state["id"], line)
             if errors:
-                raise HookError("; ".join(errors))
+                raise ToolError("; ".join(errors))
     except Exception as err:  # noqa: BLE001 - one line, no traceback (unless --debug)
         if args.debug:
             _log().exception("hook failed")
-        from .errors import ToolError, oserror_text
+        from .errors import render
 
-        text = oserror_text(err) if isinstance(err, OSError) else str(err)
-        if isinstance(err, ToolError) and err.hint:
-            text += f" ({err.hint})"
-        print(f"syscontainer-hooks {args.state}: {text}", file=sys.stderr)
+        for line in render(err, prefix=f"syscontainer-hooks {args.state}", hint_inline=True):
+            print(line, file=sys.stderr)
         sys.exit(1)
     sys.exit(0)
 

@@ -34,10 +34,12 @@ with the rootfs seen from the host.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import ns, syscalls
@@ -119,13 +121,12 @@ def bind_into(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None,
     process ``pidfd``/``pid``.  Missing mount points are created (owned by
     ``owner``, host ids).  Return False when that bind is already there."""
     tree, pending = open_source(bind)
-    proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
-        return ns.run_in(pidfd, pid, _attach, tree, proc, bind, is_dir,
-                         owner, _ident(os.fstat(tree)), pending, rootfs=rootfs, fsids=owner)
+        with host_proc() as proc:
+            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+            return ns.run_in(pidfd, pid, _attach, tree, proc, bind, is_dir,
+                             owner, _ident(os.fstat(tree)), pending, rootfs=rootfs, fsids=owner)
     finally:
-        os.close(proc)
         os.close(tree)  # a tree that was not attached is dissolved here
 
 
@@ -133,34 +134,50 @@ def unbind_from(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None) 
     """Unmount the bind of ``bind.source`` at ``bind.target`` in the process's
     mount namespace.  Return False when nothing is mounted there (already
     gone); raise Conflict when a different mount is there."""
-    proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with host_proc() as proc:
+        return ns.run_in(pidfd, pid, _detach, proc, bind, source_ident(bind.source),
+                         rootfs=rootfs)
+
+
+# --- shared mechanics (also lxcfs_toolkit's) ----------------------------------------
+
+@contextlib.contextmanager
+def host_proc() -> Iterator[int]:
+    """An O_PATH fd of the host's /proc, opened before a child joins a
+    container: ``umount_fd`` reaches the child's own fds through it (the
+    container's procfs cannot see the helper process)."""
+    fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return ns.run_in(pidfd, pid, _detach, proc, bind,
-                         source_ident(bind.source), rootfs=rootfs)
+        yield fd
     finally:
-        os.close(proc)
-
-
-def _target(rootfd: int, path: str, is_dir: bool, owner: tuple[int, int] | None) -> int:
-    """Open (creating if missing) the mount point ``path`` inside the root."""
-    try:
-        fd = open_in_root(rootfd, path)
-    except FileNotFoundError:
-        try:
-            fd = _create_target(rootfd, path, is_dir, owner)
-        except OSError as err:
-            raise OSError(err.errno, f"cannot create the mount point {path} in the container: "
-                          f"{err.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if is_dir != stat.S_ISDIR(mode):
         os.close(fd)
-        what = "a directory" if is_dir else "a file"
-        raise ToolError(f"{path} in the container is not {what} like its host source")
-    return fd
 
 
-def _create_target(rootfd: int, path: str, is_dir: bool,
-                   owner: tuple[int, int] | None) -> int:
+def umount_fd(procfd: int, fd: int, what: str | None = None) -> None:
+    """Lazily unmount exactly the mount ``fd`` is the root of, through
+    ``/proc/self/fd/N`` of ``procfd``: no path walk, so never a path the
+    container could swap under us.  An OSError names ``what``."""
+    os.fchdir(procfd)
+    try:
+        syscalls.umount(f"self/fd/{fd}", syscalls.MNT_DETACH)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, what) from None
+    finally:
+        os.chdir("/")
+
+
+def make_mount_point(rootfd: int, path: str, *, is_dir: bool,
+                     owner: tuple[int, int] | None = None) -> int:
+    """Open the mount point ``path`` inside the root ``rootfd`` (an O_PATH fd),
+    creating it -- and missing parents -- where it is missing: a directory
+    (mode 755) or an empty file (644), owned by ``owner`` (host ids), the way
+    a bind mount (``-v``) makes one.  Every component is resolved inside the
+    root (openat2 RESOLVE_IN_ROOT), so a symlink in the container can never
+    place it on the host."""
+    try:
+        return open_in_root(rootfd, path)
+    except FileNotFoundError:
+        pass
     parent, name = open_parent(rootfd, path, create=True, owner=owner)
     try:
         try:
@@ -178,17 +195,26 @@ def _create_target(rootfd: int, path: str, is_dir: bool,
         os.close(parent)
 
 
+def _target(rootfd: int, path: str, is_dir: bool, owner: tuple[int, int] | None) -> int:
+    """Open (creating if missing) the mount point ``path`` inside the root."""
+    try:
+        fd = make_mount_point(rootfd, path, is_dir=is_dir, owner=owner)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot create the mount point {path} in the container: "
+                      f"{err.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if is_dir != stat.S_ISDIR(mode):
+        os.close(fd)
+        what = "a directory" if is_dir else "a file"
+        raise ToolError(f"{path} in the container is not {what} like its host source")
+    return fd
+
+
 def _is_bind_of(fd: int, source: Ident | None, what: str) -> bool:
     root = syscalls.is_mount_root(fd, what)
     if root is False:
         return False
     return source is None or _ident(os.fstat(fd)) == source
-
-
-def _umount_fd(proc: int, fd: int) -> None:
-    """Unmount exactly the mount ``fd`` is the root of (no path walk)."""
-    os.fchdir(proc)
-    syscalls.umount(f"self/fd/{fd}", syscalls.MNT_DETACH)
 
 
 def _set_attrs_late(proc: int, tree: int, bind: Bind) -> None:
@@ -220,7 +246,7 @@ def _attach(tree: int, proc: int, bind: Bind, is_dir: bool,
             try:
                 _set_attrs_late(proc, tree, bind)
             except BaseException:
-                _umount_fd(proc, tree)
+                umount_fd(proc, tree, bind.target)
                 raise
         return True
     finally:
@@ -246,7 +272,7 @@ def _detach(proc: int, bind: Bind, source: Ident | None) -> bool:
                 log.warning("host path %s is gone: unmounting whatever is mounted at %s",
                             bind.source, bind.target)
             try:
-                _umount_fd(proc, fd)
+                umount_fd(proc, fd, bind.target)
             except OSError as err:
                 if err.errno == errno.EINVAL:  # not a mount root (kernel < 5.8 cannot tell)
                     return False

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import syscalls
-from .errors import ToolError
+from .errors import NotFound, ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
@@ -66,14 +66,6 @@ def random_name(prefix: str, length: int = 10) -> str:
 
 # --- errors ---------------------------------------------------------------
 
-def error_code(err: BaseException) -> int | None:
-    """The errno of a NetlinkError or OSError, else None."""
-    code = getattr(err, "code", None)
-    if isinstance(code, int):
-        return code
-    return err.errno if isinstance(err, OSError) else None
-
-
 @contextlib.contextmanager
 def failing(what: str) -> Iterator[None]:
     """Turn a netlink failure inside the block into ``ToolError("what: reason")``."""
@@ -82,11 +74,7 @@ def failing(what: str) -> Iterator[None]:
     try:
         yield
     except NetlinkError as err:
-        raise ToolError(f"{what}: {_strerror(err.code)}") from None
-
-
-def _strerror(code: int) -> str:
-    return os.strerror(code) if code else "unknown netlink error"
+        raise ToolError.from_errno(err.code, what) from None
 
 
 # --- handles --------------------------------------------------------------
@@ -174,8 +162,107 @@ def link_kind(msg: Any) -> str | None:
     return info.get("IFLA_INFO_KIND") if info is not None else None
 
 
-def link_names(ipr: IPRoute) -> set[str]:
-    return {str(m.get("IFLA_IFNAME")) for m in ipr.get_links()}
+def lookup(ipr: IPRoute, name: str, where: str = "the namespace") -> int:
+    """The index of the link ``name``; NotFound if there is none."""
+    index = link_index(ipr, name)
+    if index is None:
+        raise NotFound(f"{where} has no interface named {name}")
+    return index
+
+
+def set_link(ipr: IPRoute, name: str, what: str, **attrs: Any) -> None:
+    """One RTM_SETLINK on the link called ``name``."""
+    index = lookup(ipr, name)
+    with failing(f"{what} on {name}"):
+        ipr.link("set", index=index, **attrs)
+
+
+def set_link_if_there(ipr: IPRoute, name: str, **attrs: Any) -> None:
+    """An undo step's RTM_SETLINK: a link already gone is fine."""
+    index = link_index(ipr, name)
+    if index is not None:
+        with failing(f"set {attrs} on {name}"):
+            ipr.link("set", index=index, **attrs)
+
+
+def delete_link_if_there(ipr: IPRoute, name: str) -> None:
+    index = link_index(ipr, name)
+    if index is not None:
+        with failing(f"delete {name}"):
+            ipr.link("del", index=index)
+
+
+def down_and_rename(ipr: IPRoute, index: int, new_name: str, what: str) -> None:
+    """Bring a link down, then rename it: two requests.
+
+    Kernels before live renaming (before 6.4, e.g. Debian 12's 6.1) refuse
+    to rename a link that is up (EBUSY), and one request that sets both
+    changes the name before the flags."""
+    with failing(what):
+        ipr.link("set", index=index, state="down")
+        ipr.link("set", index=index, ifname=new_name)
+
+
+def rename_if_there(ipr: IPRoute, name: str, new_name: str, *, up: bool = False) -> None:
+    """An undo step: rename ``name`` (down, so any kernel takes it), then
+    bring it up if ``up``."""
+    index = link_index(ipr, name)
+    if index is None:
+        return
+    down_and_rename(ipr, index, new_name, f"rename {name} to {new_name}")
+    if up:
+        with failing(f"set {new_name} up"):
+            ipr.link("set", index=index, state="up")
+
+
+def address(ipr: IPRoute, cmd: str, name: str, cidr: str) -> None:
+    """Add (``cmd`` "add") or delete ("del") the address ``cidr`` of ``name``."""
+    import ipaddress
+
+    iface = ipaddress.ip_interface(cidr)
+    index = lookup(ipr, name)
+    with failing(f"{'add' if cmd == 'add' else 'delete'} address {cidr} "
+                 f"{'to' if cmd == 'add' else 'of'} {name}"):
+        ipr.addr(cmd, index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+
+
+def global_addrs(ipr: IPRoute, index: int) -> list[str]:
+    """The link's addresses of universe scope (not link-local, not host), as CIDRs."""
+    out = []
+    for msg in ipr.get_addr(index=index):
+        if msg["scope"] == 0:  # RT_SCOPE_UNIVERSE
+            out.append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+    return out
+
+
+def set_mac(ipr: IPRoute, name: str, mac: str) -> None:
+    """Set a MAC; a driver that refuses a live change gets it while down."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    index = lookup(ipr, name)
+    try:
+        ipr.link("set", index=index, address=mac)
+        return
+    except NetlinkError as err:
+        if err.code != errno.EBUSY:
+            raise ToolError.from_errno(err.code, f"set mac {mac} on {name}") from None
+    up = bool(ipr.get_links(index)[0]["flags"] & IFF_UP)
+    with failing(f"set mac {mac} on {name}"):
+        ipr.link("set", index=index, state="down")
+        try:
+            ipr.link("set", index=index, address=mac)
+        finally:
+            if up:
+                ipr.link("set", index=index, state="up")
+
+
+def free_name(*handles: IPRoute, prefix: str) -> str:
+    """A random ``prefix`` + 10 character name no handle's namespace has."""
+    for _ in range(20):
+        name = random_name(prefix)
+        if all(link_index(h, name) is None for h in handles):
+            return name
+    raise ToolError(f"could not find a free interface name starting with {prefix}")
 
 
 # --- Open vSwitch ---------------------------------------------------------

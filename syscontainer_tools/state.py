@@ -10,69 +10,112 @@ commands on one container serialise and both land.  The record is written to
 a temporary file in the same directory, fsynced and renamed over the old one:
 a kill -9 at any point leaves either the old or the new record, never a torn
 one.  Readers (the hooks) take the shared lock.
+
+The record holds typed models (``resources/*spec.py``, ``qos.py``); each
+owns its saved form through ``to_record()``/``from_record()``.  Older schema
+versions are lifted on read by ``MIGRATIONS`` (schema 1 saved NICs under
+list-nic's column names) and written back in the current one with the next
+change.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ToolError
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is read
+    from .resources.devspec import Device
+    from .resources.nicspec import Nic
+    from .resources.pathspec import PathSpec
+    from .resources.qos import QosSpec
+    from .resources.routespec import RouteSpec
+
+SCHEMA_VERSION = 2
 DEFAULT_STATE_DIR = "/var/lib/syscontainer-tools"
 SECTIONS = ("devices", "qos", "paths", "nics", "routes")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")
 
 
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 saved NICs under list-nic's column names (``CtrNicName``, an
+    eth's ``Host``); schema 2 has a model of its own for them."""
+    from .resources.nicspec import migrate_v1 as _nic_v1
+
+    nics = data.get("nics", [])
+    if isinstance(nics, list):
+        data["nics"] = [_nic_v1(i) if isinstance(i, Mapping) else i for i in nics]
+    return data
+
+
+# version -> the function that lifts a record of that version by one
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+
+
 @dataclass
 class Record:
-    """One container's saved resources: a list of plain dicts per section.
+    """One container's saved resources, as typed models.
 
-    Each resource module owns the shape of the dicts in its section."""
+    The record itself is what a command changes under the lock; the models
+    in it are frozen, so a change replaces an entry (or the list)."""
 
     container_id: str
-    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in SECTIONS:
-            self.sections.setdefault(name, [])
-
-    def __getitem__(self, section: str) -> list[dict[str, Any]]:
-        return self.sections[section]
-
-    def __setitem__(self, section: str, items: list[dict[str, Any]]) -> None:
-        self.sections[section] = items
+    devices: list[Device] = field(default_factory=list)
+    qos: list[QosSpec] = field(default_factory=list)
+    paths: list[PathSpec] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+    routes: list[RouteSpec] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not any(self.sections.values())
+        return not (self.devices or self.qos or self.paths or self.nics or self.routes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": SCHEMA_VERSION, "id": self.container_id, **self.sections}
+        return {"version": SCHEMA_VERSION, "id": self.container_id,
+                "devices": [d.to_record() for d in self.devices],
+                "qos": [q.to_record() for q in self.qos],
+                "paths": [p.to_record() for p in self.paths],
+                "nics": [n.to_record() for n in self.nics],
+                "routes": [r.to_record() for r in self.routes]}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Record:
+        """Read a saved record of this or an older schema version."""
         if not isinstance(data, dict):
             raise ToolError(f"saved state {where} is not a JSON object")
         version = data.get("version")
-        if version != SCHEMA_VERSION:
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
             raise ToolError(f"saved state {where} has schema version {version!r}, "
-                            f"this tool reads version {SCHEMA_VERSION}")
-        sections = {}
+                            f"this tool reads versions 1 to {SCHEMA_VERSION}")
         for name in SECTIONS:
             items = data.get(name, [])
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise ToolError(f"saved state {where}: section {name!r} is not a list of objects")
-            sections[name] = items
-        return cls(str(data.get("id", "")), sections)
+        from .resources.devspec import Device
+        from .resources.nicspec import Nic
+        from .resources.pathspec import PathSpec
+        from .resources.qos import QosSpec
+        from .resources.routespec import RouteSpec
+
+        while version < SCHEMA_VERSION:
+            data = MIGRATIONS[version](dict(data))
+            version += 1
+        try:
+            return cls(str(data.get("id", "")),
+                       [Device.from_record(i) for i in data.get("devices", [])],
+                       [QosSpec.from_record(i) for i in data.get("qos", [])],
+                       [PathSpec.from_record(i) for i in data.get("paths", [])],
+                       [Nic.from_record(i) for i in data.get("nics", [])],
+                       [RouteSpec.from_record(i) for i in data.get("routes", [])])
+        except ToolError as err:
+            raise ToolError(f"saved state {where}: {err.message}") from None
 
 
 class StateStore:
@@ -86,6 +129,26 @@ class StateStore:
 
     def path(self, container_id: str) -> str:
         return os.path.join(self._dir(container_id), "state.json")
+
+    def has_record(self, container_id: str) -> bool:
+        """Whether anything was ever saved for the container (no parsing)."""
+        return os.path.exists(self.path(container_id))
+
+    def ids(self) -> list[str]:
+        """The containers that have a saved record."""
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if e.is_dir() and _ID_RE.match(e.name)
+                and os.path.exists(self.path(e.name))]
+
+    def peek(self, container_id: str) -> Record:
+        """Another container's record, read without its lock.
+
+        Records are replaced atomically, so an unlocked read sees a whole
+        one; taking their lock while holding our own could deadlock."""
+        return self._read(container_id)
 
     def _read(self, container_id: str) -> Record:
         path = self.path(container_id)
@@ -145,7 +208,7 @@ class StateStore:
         exception and changed something; a failure leaves it as it was."""
         with self._lock(container_id, fcntl.LOCK_EX):
             record = self._read(container_id)
-            before = copy.deepcopy(record.to_json())
+            before = record.to_json()
             yield record
             if record.to_json() != before:
                 self._write(record)

@@ -4,7 +4,7 @@ Each command parses its arguments, calls one library function, and prints
 the result lines in the original tool's words.  Errors become one stderr line
 ``Failed to <action>: <reason>`` and exit status 1; usage errors (missing
 argument, unknown option) are typer's and exit 2.  Command modules register
-themselves on ``app``: devices.py, paths.py, network.py, hooks.py.
+themselves on ``app``: devices.py, paths.py, network.py, selinux.py, install.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,19 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
 
-from ..errors import ToolError, oserror_text
+from ..errors import ToolError
+from ..errors import render as render_error
 from ..typerapp import Typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import Outcome, Tools
+
+# typer reads command annotations at run time (also on 3.9): aliases, not X | None
+OptionalText = Optional[str]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,16 +48,15 @@ class Options:
     state_dir: str = "/var/lib/syscontainer-tools"
     debug: bool = False
 
-    def find(self, ref: str):  # type: ignore[no-untyped-def]
-        from ..engines import Engine, find
-
-        return find(ref, Engine.parse(self.engine), self.runtime_root)
-
     @property
-    def store(self):  # type: ignore[no-untyped-def]
-        from ..state import StateStore
+    def tools(self) -> Tools:
+        """The library API, pointed where the global options say."""
+        from ..api import Tools
+        from ..engines import Engine
 
-        return StateStore(self.state_dir)
+        engine = Engine.parse(self.engine)
+        return Tools(None if engine is Engine.AUTO else engine, self.runtime_root,
+                     self.state_dir)
 
 
 _options = Options()
@@ -60,18 +66,37 @@ def options() -> Options:
     return _options
 
 
+def show_version(prog: str) -> Callable[[bool], None]:
+    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
+
+    def callback(value: bool) -> None:
+        if value:
+            from .. import __version__
+
+            typer.echo(f"{prog} {__version__}")
+            raise typer.Exit(0)
+
+    return callback
+
+
 @app.callback()
 def _global(
-    engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, runc or crun"),
-    runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-                                     help="state root of runc/crun (runc --root)"),
-    state_dir: str = typer.Option("/var/lib/syscontainer-tools", "--state-dir",
-                                  envvar="SYSCONTAINER_STATE_DIR",
-                                  help="where saved per-container resources live"),
-    debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
-    log: str = typer.Option(None, "--log", help="also log to this file"),
-    log_format: str = typer.Option("text", "--log-format", help="text or json"),
+    engine: Annotated[str, typer.Option(
+        "--engine", envvar="SYSCONTAINER_ENGINE",
+        help="auto, isula, docker, podman, containerd, runc or crun")] = "auto",
+    runtime_root: Annotated[OptionalText, typer.Option(
+        "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
+        help="state root of runc/crun (runc --root)")] = None,
+    state_dir: Annotated[str, typer.Option(
+        "--state-dir", envvar="SYSCONTAINER_STATE_DIR",
+        help="where saved per-container resources live")] = "/var/lib/syscontainer-tools",
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="debug logging, tracebacks on errors")] = False,
+    log: Annotated[OptionalText, typer.Option("--log", help="also log to this file")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "text",
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=show_version("syscontainer-tools"),
+        help="print the version and exit")] = False,
 ) -> None:
     from .. import log as logsetup
 
@@ -84,21 +109,24 @@ def _global(
     logsetup.setup(debug=debug, logfile=log, fmt=log_format)
 
 
-def fail(action: str, message: str, hint: str | None = None) -> None:
-    typer.echo(f"Failed to {action}: {message}", err=True)
-    if hint:
-        typer.echo(f"Hint: {hint}", err=True)
+def fail(action: str, message: str, hint: str | None = None) -> NoReturn:
+    _fail(ToolError(message, hint=hint), action)
+
+
+def _fail(err: BaseException, action: str) -> NoReturn:
+    import logging
+
+    lines = render_error(err, action=action)
+    logging.getLogger("syscontainer_tools.cli").error("%s", lines[0])
+    for line in lines:
+        typer.echo(line, err=True)
     raise typer.Exit(1)
 
 
-def _log_failure(action: str, message: str) -> None:
-    import logging
-
-    logging.getLogger("syscontainer_tools.cli").error("Failed to %s: %s", action, message)
-
-
 def handles(action: str) -> Callable[[F], F]:
-    """Turn library errors raised by a command into the contract's stderr line."""
+    """Turn any error a command raises into the contract's stderr line
+    (``Failed to <action>: <reason>``, exit 1); never a traceback, unless
+    --debug."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -107,21 +135,10 @@ def handles(action: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             except typer.Exit:
                 raise
-            except ToolError as err:
-                if _options.debug:
-                    traceback.print_exc()
-                _log_failure(err.action or action, err.message)
-                fail(err.action or action, err.message, err.hint)
-            except OSError as err:
-                if _options.debug:
-                    traceback.print_exc()
-                _log_failure(action, oserror_text(err))
-                fail(action, oserror_text(err))
             except Exception as err:  # noqa: BLE001 - never a traceback for the user
                 if _options.debug:
                     traceback.print_exc()
-                fail(action, f"internal error: {type(err).__name__}: {err}",
-                     "run with --debug for details")
+                _fail(err, action)
 
         return run  # type: ignore[return-value]
 
@@ -136,25 +153,18 @@ UpdateConfigOnly = Annotated[bool, typer.Option(
     "--update-config-only", help="only save the change; it is applied at the next start")]
 
 
-def change(ref: str, apply: Callable[[Any, Any], list[str]]) -> None:
-    """The shape of every changing command: find the container, hold its
-    saved record's lock while ``apply(container, record)`` changes it (the
-    record is written only if that succeeds), print the result lines."""
-    opts = options()
-    container = opts.find(ref)
-    with opts.store.transaction(container.id) as record:
-        lines = apply(container, record)
-    echo_lines(lines)
-    not_running_note(container, ref)
+def report(outcome: Outcome, ref: str) -> None:
+    """Print a changing command's result lines, and say when the container
+    was not running (the change is saved; whether it is applied when the
+    container starts depends on the hooks being wired)."""
+    echo_lines(outcome.lines)
+    not_running_note(outcome.container, ref)
 
 
-def show(ref: str, rows_of: Callable[[Any], Sequence[dict[str, Any]]],
-         columns: Sequence[tuple[str, str]], *, fmt: str, pretty: bool, what: str) -> None:
-    """The shape of every list command: the container's saved record, as rows."""
-    opts = options()
-    container = opts.find(ref)
-    render(rows_of(opts.store.load(container.id)), columns, fmt=fmt, pretty=pretty,
-           title=f"{what} of {ref}")
+def show(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *, fmt: str,
+         pretty: bool, title: str) -> None:
+    """The shape of every list command: the saved record's rows."""
+    render(rows, columns, fmt=fmt, pretty=pretty, title=title)
 
 
 def echo_lines(lines: Iterable[str]) -> None:
@@ -168,9 +178,19 @@ def echo_lines(lines: Iterable[str]) -> None:
 
 
 def not_running_note(container: Any, ref: str) -> None:
-    if not container.running:
+    if container.running:
+        return
+    from .. import wiring
+
+    wired = wiring.of(container)
+    if wired.prestart:
         typer.echo(f"Container {ref} is not running: the change is saved and applied "
                    "when it starts.", err=True)
+    else:
+        typer.echo(f"Container {ref} is not running: the change is saved, but it is NOT "
+                   f"applied when it starts: {wired.how}.", err=True)
+        if wired.fix:
+            typer.echo(f"Hint: to wire it: {wired.fix}", err=True)
 
 
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *,
@@ -197,12 +217,8 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *
 def _register() -> None:
     import importlib
 
-    for name in ("devices", "paths", "network", "selinux", "hooks"):
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{name}":
-                raise
+    for name in ("devices", "paths", "network", "selinux", "install"):
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def main() -> None:

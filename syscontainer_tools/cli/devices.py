@@ -6,23 +6,28 @@ imported when one of these commands runs, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, options, show
+from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..resources.devspec import DeviceSpec
+    from ..resources.qos import QosSpec
+
+_HOST = "DEV is the device's path on the host, as given to add-device"
 _QOS_HELP = {
-    "weight": "Block IO weight DEV:W (relative weight, 0 or 10 to 1000)",
-    "read_bps": "Limit read rate from a device, DEV:RATE (bytes per second; k, m, g suffixes)",
-    "write_bps": "Limit write rate to a device, DEV:RATE (bytes per second; k, m, g suffixes)",
-    "read_iops": "Limit read rate from a device, DEV:N (IO per second)",
-    "write_iops": "Limit write rate to a device, DEV:N (IO per second)",
+    "weight": f"Block IO weight DEV:W (relative weight, 0 or 10 to 1000); {_HOST}",
+    "read_bps": "Limit read rate from a device, DEV:RATE (bytes per second; k, m, g "
+                f"suffixes); {_HOST}",
+    "write_bps": "Limit write rate to a device, DEV:RATE (bytes per second; k, m, g "
+                 f"suffixes); {_HOST}",
+    "read_iops": f"Limit read rate from a device, DEV:N (IO per second); {_HOST}",
+    "write_iops": f"Limit write rate to a device, DEV:N (IO per second); {_HOST}",
 }
 
-
-_Specs = Optional[list[str]]
+_Specs = Optional[list[str]]  # an alias: evaluated at run time, also on 3.9
 Weight = Annotated[_Specs, typer.Option("--blkio-weight-device", metavar="DEV:W",
                                         help=_QOS_HELP["weight"])]
 ReadBps = Annotated[_Specs, typer.Option("--device-read-bps", metavar="DEV:RATE",
@@ -33,9 +38,11 @@ ReadIops = Annotated[_Specs, typer.Option("--device-read-iops", metavar="DEV:N",
                                           help=_QOS_HELP["read_iops"])]
 WriteIops = Annotated[_Specs, typer.Option("--device-write-iops", metavar="DEV:N",
                                            help=_QOS_HELP["write_iops"])]
+FollowPartition = Annotated[bool, typer.Option(
+    "--follow-partition", help="also the partitions of a whole disk")]
 
 
-def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[Any]:
+def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[QosSpec]:
     from ..errors import SpecError
     from ..resources.qos import QosKind, QosSpec
 
@@ -45,15 +52,14 @@ def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[Any]:
             try:
                 out.append(QosSpec.parse(QosKind.from_key(key), text))
             except SpecError as err:
-                err.action = action
-                raise
+                raise err.with_action(action) from None
     return out
 
 
-def _device_specs(texts: list[str]) -> list[Any]:
+def _device_specs(texts: list[str]) -> list[DeviceSpec]:
     from ..errors import SpecError
     from ..resources.blockdev import HostDevice
-    from ..resources.device import DeviceSpec
+    from ..resources.devspec import DeviceSpec
 
     specs = []
     for text in texts:
@@ -61,21 +67,9 @@ def _device_specs(texts: list[str]) -> list[Any]:
             spec = DeviceSpec.parse(text)
             HostDevice.probe(spec.host, text)
         except SpecError as err:
-            err.action = "parse device"
-            raise
+            raise err.with_action("parse device") from None
         specs.append(spec)
     return specs
-
-
-def _udev_command(container: Any) -> list[str]:
-    opts = options()
-    engine = container.engine if container.engine not in ("oci", "") else opts.engine
-    argv = [sys.executable, "-m", "syscontainer_tools", "--engine", engine,
-            "--state-dir", opts.state_dir]
-    root = container.runtime_root or opts.runtime_root
-    if root:
-        argv += ["--runtime-root", root]
-    return argv
 
 
 @app.command("add-device")
@@ -83,28 +77,31 @@ def _udev_command(container: Any) -> list[str]:
 def add_device(
     container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
-                                        help="PERM is a subset of rwm (default rwm)")],
+                                                 help="PERM is a subset of rwm (default rwm)")],
     blkio_weight_device: Weight = None,
     device_read_bps: ReadBps = None,
     device_write_bps: WriteBps = None,
     device_read_iops: ReadIops = None,
     device_write_iops: WriteIops = None,
-    follow_partition: bool = typer.Option(False, "--follow-partition",
-                                          help="also add every partition of a whole disk"),
-    force: bool = typer.Option(False, "--force",
-                               help="replace a file already at the container path"),
+    follow_partition: FollowPartition = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="replace a file already at the container path")] = False,
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
-    """Add host block or char devices to a container."""
-    from ..resources import device
+    """Add host block or char devices to a container.
 
+    Needs root.
+
+    Example: syscontainer-tools add-device web1 /dev/sdb:/dev/sdc:rw
+    --device-read-bps /dev/sdb:10m
+    """
     specs = _device_specs(devices)
     qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
                       "write_bps": device_write_bps, "read_iops": device_read_iops,
                       "write_iops": device_write_iops}, "add device")
-    change(container, lambda c, record: device.add_devices(
-        c, record, specs, qos=qos, follow_partition=follow_partition, force=force,
-        update_config_only=update_config_only, label=container, udev_command=_udev_command(c)))
+    report(options().tools.add_devices(container, specs, qos=qos,
+                                       follow_partition=follow_partition, force=force,
+                                       update_config_only=update_config_only), container)
 
 
 @app.command("remove-device")
@@ -113,22 +110,25 @@ def remove_device(
     container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
                                                  help="devices as added")],
-    follow_partition: bool = typer.Option(False, "--follow-partition",
-                                          help="also remove the partitions of a whole disk"),
+    follow_partition: FollowPartition = False,
 ) -> None:
-    """Remove devices added by add-device from a container."""
+    """Remove devices added by add-device from a container.
+
+    Needs root.
+
+    Example: syscontainer-tools remove-device web1 /dev/sdb:/dev/sdc
+    """
     from ..errors import SpecError
-    from ..resources import device
+    from ..resources.devspec import DeviceRef
 
     refs = []
     for text in devices:
         try:
-            refs.append(device.DeviceRef.parse(text))
+            refs.append(DeviceRef.parse(text))
         except SpecError as err:
-            err.action = "parse device"
-            raise
-    change(container, lambda c, record: device.remove_devices(
-        c, record, refs, follow_partition=follow_partition, label=container))
+            raise err.with_action("parse device") from None
+    report(options().tools.remove_devices(container, refs, follow_partition=follow_partition),
+           container)
 
 
 @app.command("list-device")
@@ -136,15 +136,20 @@ def remove_device(
 def list_device(
     container: Container,
     pretty: Pretty = False,
-    sub_partition: bool = typer.Option(False, "--sub-partition",
-                                       help="also list the partitions of whole disks"),
+    sub_partition: Annotated[bool, typer.Option(
+        "--sub-partition", help="also list the partitions of whole disks")] = False,
     fmt: Format = "table",
 ) -> None:
-    """List the devices added to a container."""
-    from ..resources import device
+    """List the devices added to a container.
 
-    show(container, lambda record: device.list_devices(record, sub_partition),
-         device.LIST_COLUMNS, fmt=fmt, pretty=pretty, what="Devices")
+    Needs root (the saved state is root's).
+
+    Example: syscontainer-tools list-device --pretty web1
+    """
+    from ..resources.devspec import COLUMNS
+
+    show(options().tools.list_devices(container, sub_partition=sub_partition), COLUMNS,
+         fmt=fmt, pretty=pretty, title=f"Devices of {container}")
 
 
 @app.command("update-device")
@@ -157,10 +162,13 @@ def update_device(
     device_read_iops: ReadIops = None,
     device_write_iops: WriteIops = None,
 ) -> None:
-    """Update the QoS limits of devices already added."""
-    from ..resources import device
+    """Update the QoS limits of devices already added (0 removes a limit).
 
+    Needs root.
+
+    Example: syscontainer-tools update-device web1 --device-write-iops /dev/sdb:500
+    """
     qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
                       "write_bps": device_write_bps, "read_iops": device_read_iops,
                       "write_iops": device_write_iops}, "update device")
-    change(container, lambda c, record: device.update_qos(c, record, qos))
+    report(options().tools.update_devices(container, qos), container)

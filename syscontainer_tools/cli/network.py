@@ -2,133 +2,166 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, options, show
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import Tools
+
+from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
+
+_Text = Optional[str]
+Ip = Annotated[_Text, typer.Option("--ip", help="address with prefix length, IPv4 or IPv6")]
+Mtu = Annotated[_Text, typer.Option("--mtu", help="68-65535")]
+Qlen = Annotated[_Text, typer.Option("--qlen", help="transmit queue length")]
+Filter = Annotated[_Text, typer.Option("--filter", "-f", help="JSON object of column: value")]
+RoutesJson = Annotated[str, typer.Argument(help='[{"dest":…,"src":…,"gw":…,"dev":…}]')]
 
 
 @app.command("add-nic")
 @handles("add network interface")
 def add_nic(
     container: Container,
-    type: str = typer.Option(..., "--type", help="veth or eth"),
-    name: str = typer.Option(..., "--name", help="[HOST:]CTR interface names; an eth needs HOST"),
-    ip: str = typer.Option(None, "--ip", help="address with prefix length, IPv4 or IPv6"),
-    mac: str = typer.Option(None, "--mac", help="MAC address (veth only: an eth keeps its own)"),
-    bridge: str = typer.Option(None, "--bridge",
-                               help="Linux or Open vSwitch bridge for the veth's host end"),
-    mtu: str = typer.Option("1500", "--mtu", help="68-65535"),
-    qlen: str = typer.Option("1000", "--qlen", help="transmit queue length"),
+    type: Annotated[str, typer.Option("--type", help="veth or eth")],
+    name: Annotated[str, typer.Option(
+        "--name", help="[HOST:]CTR interface names; an eth needs HOST")],
+    ip: Ip = None,
+    mac: Annotated[_Text, typer.Option(
+        "--mac", help="MAC address (veth only: an eth keeps its own)")] = None,
+    bridge: Annotated[_Text, typer.Option(
+        "--bridge", help="Linux or Open vSwitch bridge for the veth's host end")] = None,
+    mtu: Mtu = "1500",
+    qlen: Qlen = "1000",
     update_config_only: UpdateConfigOnly = False,
-    force: bool = typer.Option(False, "--force",
-                               help="take an eth that is in use on the host or saved for "
-                                    "another container"),
+    force: Annotated[bool, typer.Option(
+        "--force", help="take an eth that is in use on the host or saved for another "
+                        "container")] = False,
 ) -> None:
-    """Add a veth pair or a host NIC to a container."""
-    from ..resources import nic
+    """Add a veth pair or a host NIC to a container.
 
-    spec = nic.NicSpec.parse(type=type, name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu,
-                             qlen=qlen)
-    change(container, lambda c, record: nic.add_nic(
-        c, record, spec, label=container, update_config_only=update_config_only, force=force,
-        store=options().store))
+    Needs root.
+
+    Example: syscontainer-tools add-nic web1 --type veth --name eth1 --ip 10.0.0.2/24
+    --bridge br0
+    """
+    from ..resources.nicspec import Nic
+
+    nic = Nic.parse(type=type, name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
+    report(options().tools.add_nic(container, nic, update_config_only=update_config_only,
+                                   force=force), container)
 
 
 @app.command("remove-nic")
 @handles("remove network interface")
 def remove_nic(
     container: Container,
-    type: str = typer.Option(None, "--type", help="veth or eth"),
-    name: str = typer.Option(..., "--name", help="[HOST:]CTR"),
+    name: Annotated[str, typer.Option("--name", help="[HOST:]CTR")],
+    type: Annotated[_Text, typer.Option("--type", help="veth or eth")] = None,
 ) -> None:
-    """Remove a NIC: a veth is deleted, a host NIC goes back to the host."""
-    from ..resources import nic
+    """Remove a NIC: a veth is deleted, a host NIC goes back to the host.
 
-    kind = nic.NicType.parse(type) if type else None
-    names = nic.NicName.parse(name)
-    change(container, lambda c, record: nic.remove_nic(
-        c, record, names, kind, label=container))
+    Needs root.
+
+    Example: syscontainer-tools remove-nic web1 --type veth --name eth1
+    """
+    from ..resources.nicspec import NicName, NicType
+
+    kind = NicType.parse(type) if type else None
+    report(options().tools.remove_nic(container, NicName.parse(name), kind), container)
 
 
 @app.command("update-nic")
 @handles("update network interface")
 def update_nic(
     container: Container,
-    name: str = typer.Option(..., "--name", help="the container-side interface name"),
-    ip: str = typer.Option(None, "--ip", help="new address with prefix length, IPv4 or IPv6"),
-    mac: str = typer.Option(None, "--mac", help="new MAC address (veth only)"),
-    bridge: str = typer.Option(None, "--bridge", help="move the veth's host end to this bridge"),
-    mtu: str = typer.Option(None, "--mtu", help="68-65535"),
-    qlen: str = typer.Option(None, "--qlen", help="transmit queue length"),
+    name: Annotated[str, typer.Option("--name", help="the container-side interface name")],
+    ip: Ip = None,
+    mac: Annotated[_Text, typer.Option("--mac", help="new MAC address (veth only)")] = None,
+    bridge: Annotated[_Text, typer.Option(
+        "--bridge", help="move the veth's host end to this bridge")] = None,
+    mtu: Mtu = None,
+    qlen: Qlen = None,
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
-    """Change ip, mac, bridge, mtu or qlen of a NIC added before."""
-    from ..resources import nic
+    """Change ip, mac, bridge, mtu or qlen of a NIC added before.
 
-    upd = nic.NicUpdate.parse(name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
-    change(container, lambda c, record: nic.update_nic(
-        c, record, upd, label=container, update_config_only=update_config_only))
+    Needs root.
 
+    Example: syscontainer-tools update-nic web1 --name eth1 --mtu 1400
+    """
+    from ..resources.nicspec import NicUpdate
 
-@app.command("list-nic")
-@handles("list network interfaces")
-def list_nic(
-    container: Container,
-    pretty: Pretty = False,
-    filter: str = typer.Option(None, "--filter", "-f",
-                               help='e.g. \'{"Ip":"10.0.0.2/24","Mtu":1500}\''),
-    format: Format = "table",
-) -> None:
-    """List the NICs added to a container."""
-    from ..resources import nic
-
-    nic.parse_filter(filter, nic.FIELDS)
-    show(container, lambda record: nic.list_nics(record, filter), nic.COLUMNS, fmt=format,
-         pretty=pretty, what="NICs")
+    upd = NicUpdate.parse(name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
+    report(options().tools.update_nic(container, upd, update_config_only=update_config_only),
+           container)
 
 
 @app.command("add-route")
 @handles("add route")
 def add_route(
     container: Container,
-    routes: str = typer.Argument(..., help='[{"dest":…,"src":…,"gw":…,"dev":…}]'),
+    routes: RoutesJson,
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
-    """Add routes to a container; an empty dest is the default route."""
-    from ..resources import route
+    """Add routes to a container; an empty dest is the default route.
 
-    specs = route.parse_routes(routes)
-    change(container, lambda c, record: route.add_routes(
-        c, record, specs, label=container, update_config_only=update_config_only))
+    Needs root.
+
+    Example: syscontainer-tools add-route web1 '[{"dest":"10.1.0.0/16","gw":"10.0.0.1"}]'
+    """
+    from ..resources.routespec import parse_routes
+
+    report(options().tools.add_routes(container, parse_routes(routes),
+                                      update_config_only=update_config_only), container)
 
 
 @app.command("remove-route")
 @handles("remove route")
 def remove_route(
     container: Container,
-    routes: str = typer.Argument(..., help="routes as for add-route; empty fields match any"),
+    routes: Annotated[str, typer.Argument(
+        help="routes as for add-route; empty fields match any")],
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
-    """Remove routes added before."""
-    from ..resources import route
+    """Remove routes added before.
 
-    patterns = route.parse_routes(routes, pattern=True)
-    change(container, lambda c, record: route.remove_routes(
-        c, record, patterns, label=container, update_config_only=update_config_only))
+    Needs root.
+
+    Example: syscontainer-tools remove-route web1 '[{"dest":"10.1.0.0/16"}]'
+    """
+    from ..resources.routespec import parse_routes
+
+    report(options().tools.remove_routes(container, parse_routes(routes, pattern=True),
+                                         update_config_only=update_config_only), container)
 
 
-@app.command("list-route")
-@handles("list routes")
-def list_route(
-    container: Container,
-    pretty: Pretty = False,
-    filter: str = typer.Option(None, "--filter", "-f",
-                               help='e.g. \'{"dest":"10.1.0.0/16","gw":"10.0.0.1"}\''),
-    format: Format = "table",
-) -> None:
-    """List the routes added to a container."""
-    from ..resources import route
+def _filtered_list(name: str, action: str, what: str, example: str, model: str,
+                   lister: Callable[[Tools, str, str | None], list[dict[str, Any]]]) -> None:
+    """Register list-nic or list-route: the saved rows matching ``--filter``.
+    ``model`` names the resources module with FILTER_KEYS and COLUMNS
+    (imported when the command runs, so --help stays fast)."""
 
-    route.parse_filter(filter, route.KEYS)
-    show(container, lambda record: route.list_routes(record, filter), route.COLUMNS,
-         fmt=format, pretty=pretty, what="Routes")
+    def command(container: Container, pretty: Pretty = False, filter: Filter = None,
+                format: Format = "table") -> None:
+        import importlib
+
+        from ..resources.filters import parse_filter
+
+        spec = importlib.import_module(f"..resources.{model}", __package__)
+        parse_filter(filter, spec.FILTER_KEYS)  # a bad filter fails before the lookup
+        show(lister(options().tools, container, filter), spec.COLUMNS, fmt=format,
+             pretty=pretty, title=f"{what} of {container}")
+
+    command.__doc__ = (f"List the {what} added to a container.\n\n"
+                       f"Needs root (the saved state is root's).\n\nExample: {example}\n")
+    app.command(name)(handles(action)(command))
+
+
+_filtered_list("list-nic", "list network interfaces", "NICs",
+               """syscontainer-tools list-nic -f '{"Ip":"10.0.0.2/24","Mtu":1500}' web1""",
+               "nicspec", lambda tools, ref, f: tools.list_nics(ref, f))
+_filtered_list("list-route", "list routes", "routes",
+               """syscontainer-tools list-route -f '{"dest":"10.1.0.0/16"}' web1""",
+               "routespec", lambda tools, ref, f: tools.list_routes(ref, f))

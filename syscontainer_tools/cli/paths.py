@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, change, handles, show
+from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
 
 _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw, private, " \
               "rprivate, slave, rslave (default rw,rslave)"
@@ -19,12 +19,16 @@ def add_path(
     paths: Annotated[list[str], typer.Argument(help=_PATHS_HELP)],
     update_config_only: UpdateConfigOnly = False,
 ) -> None:
-    """Bind-mount host files or directories into a container (at most 128 per container)."""
-    from ..resources import path
+    """Bind-mount host files or directories into a container (at most 128 per container).
 
-    specs = path.parse_all(paths)
-    change(container, lambda c, record: path.add_paths(
-        c, record, specs, label=container, update_config_only=update_config_only))
+    Needs root.
+
+    Example: syscontainer-tools add-path web1 /srv/data:/data:ro
+    """
+    from ..resources.pathspec import parse_all
+
+    report(options().tools.add_paths(container, parse_all(paths),
+                                     update_config_only=update_config_only), container)
 
 
 @app.command("remove-path")
@@ -33,11 +37,15 @@ def remove_path(
     container: Container,
     paths: Annotated[list[str], typer.Argument(help="HOSTPATH:CONTAINERPATH as added")],
 ) -> None:
-    """Unmount paths added with add-path from a container; host data stays."""
-    from ..resources import path
+    """Unmount paths added with add-path from a container; host data stays.
 
-    specs = path.parse_all(paths)
-    change(container, lambda c, record: path.remove_paths(c, record, specs, label=container))
+    Needs root.
+
+    Example: syscontainer-tools remove-path web1 /srv/data:/data
+    """
+    from ..resources.pathspec import parse_all
+
+    report(options().tools.remove_paths(container, parse_all(paths)), container)
 
 
 @app.command("list-path")
@@ -47,10 +55,13 @@ def list_path(
     pretty: Pretty = False,
     fmt: Format = "table",
 ) -> None:
-    """List the paths added to a container."""
-    from ..resources import path
+    """List the paths added to a container.
 
-    show(container, path.list_paths, [("HostPath", "Host path"),
-                                      ("ContainerPath", "Container path"),
-                                      ("Options", "Options")],
-         fmt=fmt, pretty=pretty, what="Paths")
+    Needs root (the saved state is root's).
+
+    Example: syscontainer-tools list-path --pretty web1
+    """
+    from ..resources.pathspec import COLUMNS
+
+    show(options().tools.list_paths(container), COLUMNS, fmt=fmt, pretty=pretty,
+         title=f"Paths of {container}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from . import Container, app, change, handles
+from . import Container, app, handles, options, report
 
 
 @app.command("relabel")
 @handles("relabel")
 def relabel(container: Container) -> None:
-    """Label a container's rootfs and added paths with its SELinux mount label."""
-    from ..resources import selinux
+    """Label a container's rootfs and added paths with its SELinux mount label.
 
-    change(container, lambda c, record: selinux.relabel(c, record, label=container))
+    Needs root, and a host with SELinux enabled.
+
+    Example: syscontainer-tools relabel web1
+    """
+    report(options().tools.relabel(container), container)

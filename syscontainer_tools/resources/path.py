@@ -1,10 +1,6 @@
 """Host paths bind-mounted into containers: add-path, remove-path, list-path.
 
-A path is ``HOST:CTR[:OPTS]``; OPTS is a comma list of ``ro``/``rw`` and one
-propagation of ``private``, ``rprivate``, ``slave``, ``rslave`` (default
-``rw,rslave``).  The saved record (section ``paths``) holds one dict per
-path: ``{"host_path", "container_path", "options"}`` with the options in
-their canonical order (access, then propagation).
+The spec and its saved form are in :mod:`.pathspec`.
 
 A missing host path is created as a directory (as the original tool does),
 owned by the container's root user; a failed command removes the directories
@@ -16,123 +12,23 @@ deleted there.  The mount mechanics are in :mod:`syscontainer_tools.mounts`.
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import os
-import posixpath
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from .. import mounts, syscalls
+from .. import mounts
 from ..container import Container
-from ..errors import Conflict, NotFound, SpecError, ToolError
+from ..errors import Conflict, NotFound, ToolError
 from ..state import Record
+from .pathspec import COLUMNS, PathSpec, Propagation, parse_all
 
 log = logging.getLogger(__name__)
 
-SECTION = "paths"
+__all__ = ["COLUMNS", "PathSpec", "Propagation", "parse_all", "add_paths", "remove_paths", "list_paths",
+           "reapply", "MAX_PATHS"]
+
 MAX_PATHS = 128
-
-
-class Propagation(enum.Enum):
-    PRIVATE = "private"
-    RPRIVATE = "rprivate"
-    SLAVE = "slave"
-    RSLAVE = "rslave"
-
-    @property
-    def flag(self) -> int:
-        return syscalls.MS_PRIVATE if self.value.endswith("private") else syscalls.MS_SLAVE
-
-    @property
-    def recursive(self) -> bool:
-        return self.value.startswith("r")
-
-
-_ACCESS = ("ro", "rw")
-_ALLOWED = (*_ACCESS, *(p.value for p in Propagation))
-
-
-def _clean(path: str) -> str:
-    return posixpath.normpath("/" + path.lstrip("/"))
-
-
-@dataclass(frozen=True)
-class PathSpec:
-    host_path: str
-    container_path: str
-    readonly: bool = False
-    propagation: Propagation = Propagation.RSLAVE
-
-    @classmethod
-    def parse(cls, text: str) -> PathSpec:
-        """Parse ``HOST:CTR[:OPTS]``; raise SpecError naming the bad part."""
-        where = f"path {text!r}"
-        parts = text.split(":")
-        if len(parts) not in (2, 3):
-            raise SpecError(f"{where}: expected HOSTPATH:CONTAINERPATH[:OPTIONS]")
-        host, ctr = parts[0], parts[1]
-        for name, value in (("host", host), ("container", ctr)):
-            if not value:
-                raise SpecError(f"{where}: {name} path is empty")
-            if not value.startswith("/"):
-                raise SpecError(f"{where}: {name} path {value!r} is not absolute")
-        host, ctr = _clean(host), _clean(ctr)
-        if ctr == "/":
-            raise SpecError(f"{where}: the container's root / cannot be a target")
-        readonly, propagation = False, Propagation.RSLAVE
-        if len(parts) == 3:
-            readonly, propagation = _parse_options(where, parts[2])
-        return cls(host, ctr, readonly, propagation)
-
-    @property
-    def options(self) -> str:
-        return f"{'ro' if self.readonly else 'rw'},{self.propagation.value}"
-
-    def to_item(self) -> dict[str, Any]:
-        return {"host_path": self.host_path, "container_path": self.container_path,
-                "options": self.options}
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> PathSpec:
-        try:
-            return cls.parse(f"{item['host_path']}:{item['container_path']}:{item['options']}")
-        except (KeyError, TypeError):
-            raise ToolError(f"saved path entry {item!r} lacks a field") from None
-
-    @property
-    def bind(self) -> mounts.Bind:
-        return mounts.Bind(self.host_path, self.container_path, self.readonly,
-                           self.propagation.flag, self.propagation.recursive)
-
-    def same_pair(self, other: PathSpec) -> bool:
-        return (self.host_path, self.container_path) == (other.host_path, other.container_path)
-
-
-def _parse_options(where: str, text: str) -> tuple[bool, Propagation]:
-    seen: list[str] = []
-    for opt in text.split(","):
-        if opt not in _ALLOWED:
-            raise SpecError(f"{where}: option {opt!r} is not one of {', '.join(_ALLOWED)}")
-        if opt in seen:
-            raise SpecError(f"{where}: option {opt!r} is given twice")
-        seen.append(opt)
-    access = [o for o in seen if o in _ACCESS]
-    props = [o for o in seen if o not in _ACCESS]
-    if len(access) > 1:
-        raise SpecError(f"{where}: 'ro' and 'rw' exclude each other")
-    if len(props) > 1:
-        raise SpecError(f"{where}: only one propagation may be given, not {', '.join(props)}")
-    return (access == ["ro"], Propagation(props[0]) if props else Propagation.RSLAVE)
-
-
-def parse_all(texts: Iterable[str]) -> list[PathSpec]:
-    return [PathSpec.parse(t) for t in texts]
-
-
-def _saved(record: Record) -> list[PathSpec]:
-    return [PathSpec.from_item(i) for i in record[SECTION]]
 
 
 def _plan_add(saved: Sequence[PathSpec], specs: Sequence[PathSpec]) -> list[tuple[PathSpec, bool]]:
@@ -197,7 +93,7 @@ def _live(container: Container, update_config_only: bool) -> bool:
     return container.running and not update_config_only
 
 
-def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *, label: str,
+def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *, ref: str,
               update_config_only: bool = False) -> list[str]:
     """Bind each host path into the running container and save it; on a
     stopped container (or ``update_config_only``) only save it.
@@ -205,7 +101,7 @@ def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *
     All or nothing: a failure unmounts the binds this call made and removes
     host directories it created; the caller's transaction then leaves the
     record unsaved."""
-    plan = _plan_add(_saved(record), specs)
+    plan = _plan_add(record.paths, specs)
     owner = container.host_ids()
     with contextlib.ExitStack() as undo:
         for spec, _ in plan:
@@ -225,19 +121,18 @@ def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *
                                  spec.container_path)
                 mounted.pop_all()
         undo.pop_all()
-    record[SECTION] = record[SECTION] + [s.to_item() for s, new in plan if new]
-    return [f"Add path ({s.host_path}) to container({label},{s.container_path}) done."
-            for s, _ in plan]
+    record.paths = record.paths + [s for s, new in plan if new]
+    return [s.added_line(ref) for s, _ in plan]
 
 
 def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec], *,
-                 label: str) -> list[str]:
+                 ref: str) -> list[str]:
     """Unmount each path inside the running container and forget it.
 
     Only pairs added before can be removed (the options in ``specs`` are
     ignored); a bind already gone counts as removed.  Host data is never
     touched.  All or nothing: a failure re-mounts what this call unmounted."""
-    saved = _saved(record)
+    saved = record.paths
     chosen: list[PathSpec] = []
     for spec in specs:
         match = next((s for s in saved if s.same_pair(spec)), None)
@@ -257,24 +152,16 @@ def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec]
                     log.info("%s was not mounted at %s any more", spec.host_path,
                              spec.container_path)
             unmounted.pop_all()
-    assert len(record[SECTION]) == len(saved)
-    record[SECTION] = [i for i, s in zip(record[SECTION], saved) if s not in chosen]
-    return [f"Remove path ({s.host_path}) from container({label},{s.container_path}) done"
-            for s in chosen]
+    record.paths = [s for s in saved if s not in chosen]
+    return [s.removed_line(ref) for s in chosen]
 
 
 def list_paths(record: Record) -> list[dict[str, Any]]:
-    """The saved paths as rows keyed like the other list commands' JSON:
-    HostPath, ContainerPath, Options."""
-    rows = []
-    for item in record[SECTION]:
-        saved = PathSpec.from_item(item).to_item()
-        rows.append({"HostPath": saved["host_path"], "ContainerPath": saved["container_path"],
-                     "Options": saved["options"]})
-    return rows
+    """list-path's rows: HostPath, ContainerPath, Options."""
+    return [spec.row() for spec in record.paths]
 
 
-def reapply(container: Container, pidfd: int, items: list[dict[str, Any]]) -> list[str]:
+def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     """Prestart: bind every saved path into the starting container.
 
     Idempotent: a bind already in place is left as it is.  Missing host
@@ -283,7 +170,7 @@ def reapply(container: Container, pidfd: int, items: list[dict[str, Any]]) -> li
     Raises ToolError on the first path that cannot be mounted."""
     lines = []
     owner = container.host_ids()
-    for spec in (PathSpec.from_item(i) for i in items):
+    for spec in record.paths:
         ensure_host_path(spec.host_path, owner)
         try:
             done = mounts.bind_into(pidfd, container.pid, spec.bind, rootfs=container.rootfs,

@@ -8,8 +8,10 @@ removes) to ``io.max`` and ``MAJ:MIN W`` (``default`` removes) to ``io.weight``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -101,9 +103,24 @@ class QosSpec:
                             "whole disks only")
         return cls(kind, path, value, host.major, host.minor)
 
-    def item(self) -> dict[str, Any]:
+    @property
+    def numbers(self) -> tuple[int, int]:
+        return (self.major, self.minor)
+
+    def to_record(self) -> dict[str, Any]:
         return {"kind": self.kind.key, "host": self.path, "major": self.major,
                 "minor": self.minor, "value": self.value}
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> QosSpec:
+        try:
+            return cls(QosKind.from_key(str(data["kind"])), str(data["host"]),
+                       int(data["value"]), int(data["major"]), int(data["minor"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ToolError(f"saved QoS limit {dict(data)!r} is malformed: {err}") from None
+
+    def replace(self, **changes: Any) -> QosSpec:
+        return dataclasses.replace(self, **changes)
 
 
 def update_line(kind: QosKind, path: str, value: int) -> str:
@@ -156,8 +173,14 @@ class BlkioCgroup:
             raise _weight_error(path, err) from None
 
     def _v2_weight(self, dev: str, value: int, path: str) -> None:
-        name = "io.weight" if os.path.exists(os.path.join(self.directory, "io.weight")) \
-            else "io.bfq.weight"
+        # io.weight exists whenever the io controller is on (it is blk-iocost's,
+        # inert unless iocost is enabled on the disk); BFQ reads io.bfq.weight
+        bfq = os.path.exists(os.path.join(self.directory, "io.bfq.weight"))
+        if bfq and (scheduler(path) == "bfq"
+                    or not os.path.exists(os.path.join(self.directory, "io.weight"))):
+            name = "io.bfq.weight"
+        else:
+            name = "io.weight"
         try:
             cgroup.write(self.directory, name, f"{dev} {value if value else 'default'}")
         except ToolError as err:

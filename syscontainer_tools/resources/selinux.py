@@ -29,23 +29,23 @@ def targets(container: Container, record: Record) -> list[str]:
     if not container.rootfs:
         raise ToolError(f"container {container.id}: its rootfs is unknown")
     out = [container.rootfs]
-    for item in record["paths"]:
-        if item.get("host_path") and item["host_path"] not in out:
-            out.append(item["host_path"])
+    for spec in record.paths:
+        if spec.host_path not in out:
+            out.append(spec.host_path)
     return out
 
 
-def relabel(container: Container, record: Record, *, label: str,
+def relabel(container: Container, record: Record, *, ref: str,
             selinuxfs: str = SELINUXFS) -> list[str]:
     if not enabled(selinuxfs):
         raise ToolError("SELinux is not enabled on this host: nothing to relabel",
                         hint="relabel is for hosts running SELinux")
     context = container.spec.get("linux", {}).get("mountLabel")
     if not context:
-        raise ToolError(f"container {label} has no SELinux mount label (linux.mountLabel "
+        raise ToolError(f"container {ref} has no SELinux mount label (linux.mountLabel "
                         "in its OCI config)")
     lines = []
     for path in targets(container, record):
         command.run(["chcon", "-R", "--", context, path])
-        lines.append(f"Relabel ({path}) of container({label}) with {context} done.")
+        lines.append(f"Relabel ({path}) of container({ref}) with {context} done.")
     return lines

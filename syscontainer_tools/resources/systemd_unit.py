@@ -26,6 +26,7 @@ from .. import cgroup, command
 from ..errors import ToolError
 from . import devcgroup
 from .devcgroup import DevRule, perm_union
+from .devspec import Device
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ def for_cgroup(v2dir: str | None) -> Unit | None:
                   proc.stdout.strip())
         return None
     return Unit(name, os.path.join(root, path.lstrip("/")))
+
+
+def device_cgroups(pid: int) -> tuple[devcgroup.DeviceCgroups, Unit | None]:
+    """Where a container's device access is decided, and under systemd its
+    unit (whose own device program is then systemd's to rebuild)."""
+    unit = for_cgroup(cgroup.for_pid(pid).v2)
+    return devcgroup.DeviceCgroups.for_pid(pid, SYSTEMD_PROGRAMS if unit else ()), unit
 
 
 # --- DeviceAllow= ---------------------------------------------------------------
@@ -150,41 +158,35 @@ def _own_programs(unit: Unit) -> set[int]:
     return out
 
 
-def _rule(item: Mapping[str, Any]) -> DevRule:
-    return DevRule(item["type"], int(item["major"]), int(item["minor"]), item["perm"])
-
-
-def _plan(current: Mapping[str, str], kept: Sequence[dict[str, Any]],
-          touched: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """For the devices of ``touched``: their base (``unit_base``, what the
-    unit granted before the tool) plus what ``kept`` items grant."""
+def allow_devices(unit: Unit, saved: Sequence[Device],
+                  new: Sequence[Device]) -> tuple[dict[str, str], dict[str, str]]:
+    """Add ``new`` devices to the unit's ``DeviceAllow=`` (``saved``: the
+    container's devices already there).  Returns the undo for
+    set_device_allow and, per device path, the unit's own grant before the
+    tool (the base each new device keeps as ``unit_base``, so that removing
+    it gives back exactly that)."""
+    current = device_allow(unit)
     bases: dict[str, str] = {}
-    for item in [*kept, *touched]:
-        path = device_path(_rule(item))
-        if path not in bases and "unit_base" in item:
-            bases[path] = item["unit_base"]
-    for item in touched:
-        path = device_path(_rule(item))
-        item["unit_base"] = bases.setdefault(path, current.get(path, ""))
-    return grants((_rule(i) for i in kept), bases)
+    for d in saved:
+        bases.setdefault(device_path(d.rule()), d.unit_base)
+    for d in new:
+        path = device_path(d.rule())
+        bases.setdefault(path, current.get(path, ""))
+    touched = {device_path(d.rule()) for d in new}
+    changes = grants((d.rule() for d in [*saved, *new]), {p: bases[p] for p in touched})
+    return set_device_allow(unit, changes), bases
 
 
-def allow_items(unit: Unit, saved: Sequence[dict[str, Any]],
-                items: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Add saved device ``items`` to the unit's ``DeviceAllow=`` (``saved``:
-    the container's devices already there); returns the undo for
-    set_device_allow.  Each item keeps the unit's own grant as ``unit_base``
-    so that removing it gives back exactly that."""
-    current = device_allow(unit)
-    return set_device_allow(unit, _plan(current, [*saved, *items], items))
-
-
-def revoke_items(unit: Unit, remaining: Sequence[dict[str, Any]],
-                 chosen: Sequence[dict[str, Any]]) -> dict[str, str]:
+def revoke_devices(unit: Unit, remaining: Sequence[Device],
+                   chosen: Sequence[Device]) -> dict[str, str]:
     """Take ``chosen`` devices out of ``DeviceAllow=`` except what the unit
-    granted before or ``remaining`` items still grant; returns the undo."""
-    current = device_allow(unit)
-    return set_device_allow(unit, _plan(current, remaining, chosen))
+    granted before or ``remaining`` devices still grant; returns the undo."""
+    bases: dict[str, str] = {}
+    for d in [*chosen, *remaining]:
+        bases.setdefault(device_path(d.rule()), d.unit_base)
+    touched = {device_path(d.rule()) for d in chosen}
+    changes = grants((d.rule() for d in remaining), {p: bases[p] for p in touched})
+    return set_device_allow(unit, changes)
 
 
 # --- I/O limits -------------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_veth_on_bridge_ping_update_remove(make_container, tool, state_dir, brid
             assert link(ipr, ha).get("IFLA_MTU") == 1300
         assert ping(b, f"{NET}.12").returncode == 0
         saved = state_of(state_dir, a.id)["nics"][0]
-        assert (saved["Ip"], saved["Mtu"], saved["Qlen"]) == (f"{NET}.12/24", 1300, 700)
+        assert (saved["ip"], saved["mtu"], saved["qlen"]) == (f"{NET}.12/24", 1300, 700)
 
         # remove-nic: both ends gone, record empty
         out = tool("remove-nic", "--type", "veth", "--name", "eth1", a.id, check=True).stdout
@@ -163,13 +163,13 @@ def test_not_running_or_config_only_saves_only(make_container, tool, state_dir, 
              "--bridge", bridge, s.id, check=True)
     assert re.search(r"Add network interface \(veth[a-z0-9]{10}\)", r.stdout)
     assert "not running" in r.stderr
-    assert state_of(state_dir, s.id)["nics"][0]["Ip"] == f"{NET}.41/24"
+    assert state_of(state_dir, s.id)["nics"][0]["ip"] == f"{NET}.41/24"
     live = make_container("live")
     tool("add-nic", "--type", "veth", "--name", "eth1", "--ip", f"{NET}.40/24",
          "--bridge", bridge, "--update-config-only", live.id, check=True)
     assert "eth1" not in ctr_links(live)
     assert host_links() == before
-    assert state_of(state_dir, live.id)["nics"][0]["CtrNicName"] == "eth1"
+    assert state_of(state_dir, live.id)["nics"][0]["ctr_name"] == "eth1"
 
 
 class TestEth:
@@ -199,7 +199,7 @@ class TestEth:
             assert addrs(ns, "eth1") == {f"{NET}.130/25"}
         assert ping(c, f"{NET}.129").returncode == 0
         saved = state_of(state_dir, c.id)["nics"][0]
-        assert saved["Mac"] == mac and saved["Host"]["Mtu"] == 1450 and saved["Host"]["Up"]
+        assert saved["mac"] == mac and saved["host_state"]["mtu"] == 1450 and saved["host_state"]["up"]
 
         out = tool("remove-nic", "--type", "eth", "--name", f"{name}:eth1", c.id,
                    check=True).stdout

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import pytest
 from pyroute2 import IPRoute
 
+from syscontainer_tools import netlink
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import ToolError
-from syscontainer_tools.resources import nic
+from syscontainer_tools.resources import nic, veth
 from syscontainer_tools.state import StateStore
 
 from .conftest import PREFIX
@@ -145,7 +146,7 @@ def test_name_ip_mac_conflicts_in_record(make_container, tool, state_dir, bridge
         assert r.returncode == 1 and "not found" in r.stderr
         assert snap.unchanged()
         with IPRoute() as ipr:  # the host end is still on the bridge
-            hname = state_of(state_dir, c.id)["nics"][0]["HostNicName"]
+            hname = state_of(state_dir, c.id)["nics"][0]["host_name"]
             assert link(ipr, hname).get("IFLA_MASTER") == ipr.link_lookup(ifname=bridge)[0]
     finally:
         tool("remove-nic", "--name", "eth1", c.id)
@@ -179,13 +180,13 @@ def test_rollback_veth_deleted_when_attach_fails(make_container, runtime_root, s
     c = make_container()
     container = find(c.id, Engine.RUNC, runtime_root)
     snap = Snapshot(c, state_dir)
-    spec = nic.NicSpec.parse(type="veth", name=f"{PREFIX}r:eth1", ip=f"{NET}.70/26",
-                             bridge=bridge)
-    monkeypatch.setattr(nic, "_attach", lambda *a: (_ for _ in ()).throw(
-        ToolError("injected failure in _attach")))
+    spec = nic.Nic.parse(type="veth", name=f"{PREFIX}r:eth1", ip=f"{NET}.70/26",
+                         bridge=bridge)
+    monkeypatch.setattr(veth, "attach", lambda *a: (_ for _ in ()).throw(
+        ToolError("injected failure in attach")))
     with pytest.raises(ToolError, match="injected"), \
             StateStore(state_dir).transaction(c.id) as record:
-        nic.add_nic(container, record, spec, label=c.id)
+        nic.add_nic(container, record, spec, ref=c.id)
     assert snap.unchanged()
 
 
@@ -197,13 +198,12 @@ def test_rollback_eth_returned_when_configure_fails(make_container, runtime_root
         c = make_container()
         container = find(c.id, Engine.RUNC, runtime_root)
         snap = Snapshot(c, state_dir)
-        spec = nic.NicSpec.parse(type="eth", name=f"{name}:eth1", ip=f"{NET}.71/26",
-                                 mtu="1300")
-        monkeypatch.setattr(nic, "_addr", lambda *a: (_ for _ in ()).throw(
-            ToolError("injected failure in _addr")))
+        spec = nic.Nic.parse(type="eth", name=f"{name}:eth1", ip=f"{NET}.71/26", mtu="1300")
+        monkeypatch.setattr(netlink, "address", lambda *a: (_ for _ in ()).throw(
+            ToolError("injected failure in address")))
         with pytest.raises(ToolError, match="injected"), \
                 StateStore(state_dir).transaction(c.id) as record:
-            nic.add_nic(container, record, spec, label=c.id)
+            nic.add_nic(container, record, spec, ref=c.id)
         assert snap.unchanged()
         with IPRoute() as ipr:
             m = link(ipr, name)

@@ -84,7 +84,7 @@ def test_pin_poststop_restart_reapply(make_container, tool, runtime_root, state_
             with store.transaction(c.id) as record, container.init_process() as pidfd:
                 nic.pin_netns(container, pins)
                 nic.reapply(container, pidfd, record)
-                route.reapply(container, pidfd, record["routes"])
+                route.reapply(container, pidfd, record)
         with in_ctr(c) as ns:
             assert link(ns, "eth1") is not None and link(ns, "eth2") is not None
             assert link(ns, "eth2").get("IFLA_ADDRESS") == mac

@@ -100,7 +100,7 @@ def test_veth_on_ovs_bridge(make_container, tool, state_dir, ovs_bridge):
          "--bridge", ovs_bridge, b.id, check=True)
     try:
         assert sorted(ports(ovs_bridge)) == [f"{PREFIX}oa", f"{PREFIX}ob"]
-        assert state_of(state_dir, a.id)["nics"][0]["Bridge"] == ovs_bridge
+        assert state_of(state_dir, a.id)["nics"][0]["bridge"] == ovs_bridge
         # traffic through the switch (retries: the userspace datapath learns slowly)
         for _ in range(5):
             if ping(a, f"{NET}.227").returncode == 0:

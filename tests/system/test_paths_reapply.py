@@ -28,13 +28,15 @@ HOOK = """
 import json, os, sys
 from syscontainer_tools.container import Container
 from syscontainer_tools.resources import path
+from syscontainer_tools.resources.pathspec import PathSpec
+from syscontainer_tools.state import Record
 state = json.load(sys.stdin)
 c = Container.from_oci_state(state)
-items = json.load(open(sys.argv[1]))
+record = Record(c.id, paths=[PathSpec.from_record(i) for i in json.load(open(sys.argv[1]))])
 pidfd = os.pidfd_open(c.pid)
 root, rootfs = os.stat(f"/proc/{c.pid}/root"), os.stat(c.rootfs)
 pivoted = (root.st_dev, root.st_ino) == (rootfs.st_dev, rootfs.st_ino)
-lines = path.reapply(c, pidfd, items)
+lines = path.reapply(c, pidfd, record)
 with open(sys.argv[2], "a") as f:
     f.write(f"pivoted={pivoted}\\n" + "\\n".join(lines) + "\\n")
 """
@@ -44,11 +46,11 @@ def test_reapply_at_prestart(make_container, tmp_path, src, runtime_root):
     hostfile = tmp_path / "conf"
     hostfile.write_text("conf\n")
     missing = tmp_path / "made-at-start"
-    items = [PathSpec.parse(t).to_item() for t in (
+    specs = [PathSpec.parse(t) for t in (
         f"{src}:/data", f"{hostfile}:/etc/conf:ro", f"{missing}:/made",
         f"{src}:/escape/tmp/{PREFIX}-pre:private")]
     items_file, out = tmp_path / "items.json", tmp_path / "hook.out"
-    items_file.write_text(json.dumps(items))
+    items_file.write_text(json.dumps([s.to_record() for s in specs]))
     hooks = {"prestart": [{"path": sys.executable,
                            "args": [sys.executable, "-c", HOOK, str(items_file), str(out)]}]}
     ctr = make_container("preapply", start=False, hooks=hooks)
@@ -72,7 +74,7 @@ def test_reapply_at_prestart(make_container, tmp_path, src, runtime_root):
     # idempotent: again on the running container, nothing stacks
     c = find(ctr.id, Engine.RUNC, runtime_root)
     with c.init_process() as pidfd:
-        lines = path.reapply(c, pidfd, items)
+        lines = path.reapply(c, pidfd, Record(c.id, paths=specs))
     assert all("already in container" in line for line in lines), lines
     points = mountpoints(ctr)
     assert points.count("/data") == 1 and points.count("/etc/conf") == 1
@@ -103,7 +105,7 @@ def test_without_mount_setattr(make_container, runtime_root, shared_src, no_moun
     c = find(ctr.id, Engine.RUNC, runtime_root)
     record = Record(c.id)
     spec = PathSpec.parse(f"{shared_src}:/data:{opts}")
-    lines = path.add_paths(c, record, [spec], label="L")
+    lines = path.add_paths(c, record, [spec], ref="L")
     assert no_mount_setattr, "the fallback was not taken"
     assert lines == [f"Add path ({shared_src}) to container(L,/data) done."]
     options = mount_options(ctr, "/data")
@@ -119,8 +121,8 @@ def test_without_mount_setattr(make_container, runtime_root, shared_src, no_moun
         assert (ctr.exec("cat", "/data/sub/late", check=False).returncode == 0) is visible
     finally:
         run(["umount", str(sub)])
-    path.remove_paths(c, record, [spec], label="L")
-    assert "/data" not in mountpoints(ctr) and record["paths"] == []
+    path.remove_paths(c, record, [spec], ref="L")
+    assert "/data" not in mountpoints(ctr) and record.paths == []
 
 
 def test_remove_rollback_remounts(make_container, runtime_root, src, tmp_path, monkeypatch):
@@ -129,8 +131,8 @@ def test_remove_rollback_remounts(make_container, runtime_root, src, tmp_path, m
     c = find(ctr.id, Engine.RUNC, runtime_root)
     record = Record(c.id)
     specs = [PathSpec.parse(f"{src}:/one"), PathSpec.parse(f"{src}:/two")]
-    path.add_paths(c, record, specs, label="L")
-    saved = list(record["paths"])
+    path.add_paths(c, record, specs, ref="L")
+    saved = list(record.paths)
     from syscontainer_tools import mounts
 
     real = mounts.unbind_from
@@ -142,8 +144,8 @@ def test_remove_rollback_remounts(make_container, runtime_root, src, tmp_path, m
 
     monkeypatch.setattr(mounts, "unbind_from", flaky)
     with pytest.raises(OSError):
-        path.remove_paths(c, record, specs, label="L")
-    assert record["paths"] == saved
+        path.remove_paths(c, record, specs, ref="L")
+    assert record.paths == saved
     assert ctr.exec("cat", "/one/hello").stdout == "hello world\n"
     assert mountpoints(ctr).count("/one") == 1
 

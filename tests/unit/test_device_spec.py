@@ -8,7 +8,7 @@ import pytest
 
 from syscontainer_tools.errors import SpecError
 from syscontainer_tools.resources import blockdev, devcgroup
-from syscontainer_tools.resources.device import DeviceRef, DeviceSpec, list_devices
+from syscontainer_tools.resources.device import Device, DeviceRef, DeviceSpec, list_devices
 from syscontainer_tools.resources.qos import QosKind, QosSpec, parse_rate
 from syscontainer_tools.state import Record
 
@@ -51,7 +51,7 @@ def test_device_ref():
     assert DeviceRef.parse("/dev/a:rw") == DeviceRef("/dev/a", None)
     with pytest.raises(SpecError):
         DeviceRef.parse(":")
-    item = {"host": "/dev/a", "container": "/dev/b"}
+    item = Device("/dev/a", "/dev/b", "b", 7, 0)
     assert DeviceRef("/dev/a", None).matches(item)
     assert not DeviceRef("/dev/a", "/dev/c").matches(item)
 
@@ -129,14 +129,11 @@ def test_partition_suffix_and_rule():
 
 def test_list_rows():
     rec = Record("c1")
-    rec["devices"] = [
-        {"host": "/dev/loop0", "container": "/dev/vdb", "type": "b", "major": 7, "minor": 0,
-         "perm": "rwm", "parent": ""},
-        {"host": "/dev/loop0p1", "container": "/dev/vdbp1", "type": "b", "major": 259,
-         "minor": 0, "perm": "rwm", "parent": "/dev/loop0"},
+    rec.devices = [
+        Device("/dev/loop0", "/dev/vdb", "b", 7, 0, "rwm"),
+        Device("/dev/loop0p1", "/dev/vdbp1", "b", 259, 0, "rwm", parent="/dev/loop0"),
     ]
-    rec["qos"] = [{"kind": "read_bps", "host": "/dev/loop0", "major": 7, "minor": 0,
-                   "value": 1024}]
+    rec.qos = [QosSpec(QosKind.READ_BPS, "/dev/loop0", 1024, 7, 0)]
     rows = list_devices(rec)
     assert [r["PathInContainer"] for r in rows] == ["/dev/vdb"]
     assert rows[0]["Qos"] == "read_bps=1024"

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools import hookspec
-from syscontainer_tools.hooks import HookError, kernel_modules, read_oci_state
+from syscontainer_tools.errors import ToolError
+from syscontainer_tools.hooks import kernel_modules, read_oci_state
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = {"log_dir": "/var/log"}
@@ -48,7 +49,7 @@ def test_kernel_modules_validation():
     assert kernel_modules({"KERNEL_MODULES": "ip_vs, br_netfilter,"}) == ["ip_vs", "br_netfilter"]
     assert kernel_modules({}) == []
     for bad in ("-v", "a;b", "../x", "a b"):
-        with pytest.raises(HookError, match="invalid module name"):
+        with pytest.raises(ToolError, match="invalid module name"):
             kernel_modules({"KERNEL_MODULES": bad})
 
 
@@ -56,5 +57,22 @@ def test_kernel_modules_validation():
 def test_bad_oci_state(raw):
     import io
 
-    with pytest.raises(HookError):
+    with pytest.raises(ToolError):
         read_oci_state(io.StringIO(raw))
+
+
+def test_docker_daemon_json_matches_generator():
+    assert load("hooks/docker/daemon.json") == hookspec.merge_docker_daemon_json({}, "/usr/bin",
+                                                                                 **LOGS)
+
+
+def test_docker_daemon_json_merge_keeps_what_was_there():
+    current = {"log-level": "warn", "runtimes": {"kata": {"path": "/usr/bin/kata"}}}
+    merged = hookspec.merge_docker_daemon_json(current, "/opt/bin", default=True, lxcfs=False,
+                                               state_dir="/s")
+    assert merged["log-level"] == "warn" and merged["default-runtime"] == "syscontainer-runc"
+    assert merged["runtimes"]["kata"] == {"path": "/usr/bin/kata"}
+    assert merged["runtimes"]["syscontainer-runc"] == {
+        "path": "/opt/bin/syscontainer-runc",
+        "runtimeArgs": ["--sc-runtime=runc", "--sc-lxcfs=0", "--sc-log-dir=", "--sc-state-dir=/s"]}
+    assert current["runtimes"] == {"kata": {"path": "/usr/bin/kata"}}

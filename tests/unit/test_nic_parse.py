@@ -7,6 +7,8 @@ import pytest
 from syscontainer_tools import netlink
 from syscontainer_tools.errors import Conflict, NotFound, SpecError
 from syscontainer_tools.resources import nic
+from syscontainer_tools.resources.nicspec import HostState
+from syscontainer_tools.resources.routespec import RouteSpec
 from syscontainer_tools.state import Record
 
 
@@ -15,7 +17,7 @@ def spec(**kw):
     kw.setdefault("name", "eth1")
     if kw["type"] == "veth":
         kw.setdefault("bridge", "br0")
-    return nic.NicSpec.parse(**kw)
+    return nic.Nic.parse(**kw)
 
 
 def test_defaults_and_canonical_values():
@@ -74,16 +76,14 @@ def test_update_parse():
 
 def record_with(*items):
     r = Record("c1")
-    r["nics"] = [dict(i) for i in items]
+    r.nics = list(items)
     return r
 
 
-ETH1 = {"Type": "veth", "HostNicName": "vethaaaaaaaaaa", "CtrNicName": "eth1",
-        "Ip": "10.0.0.2/24", "Mac": "02:00:00:00:00:01", "Mtu": 1500, "Qlen": 1000,
-        "Bridge": "br0"}
-ETH2 = {"Type": "eth", "HostNicName": "enp1s0", "CtrNicName": "eth2", "Ip": "fd00::2/64",
-        "Mac": "52:54:00:00:00:02", "Mtu": 9000, "Qlen": 1000, "Bridge": "",
-        "Host": {"Mtu": 9000, "Qlen": 1000, "Up": True, "Addrs": []}}
+ETH1 = nic.Nic(nic.NicType.VETH, "eth1", "vethaaaaaaaaaa", "10.0.0.2/24", "02:00:00:00:00:01",
+               "br0", 1500, 1000)
+ETH2 = nic.Nic(nic.NicType.ETH, "eth2", "enp1s0", "fd00::2/64", "52:54:00:00:00:02", "", 9000,
+               1000, HostState(9000, 1000, True, ()))
 
 
 def test_list_and_filter():
@@ -105,16 +105,16 @@ def test_list_and_filter():
 def test_conflicts():
     items = [ETH1]
     for item, why in [
-        ({**ETH1, "HostNicName": "x", "Ip": "", "Mac": ""}, "named eth1"),
-        ({**ETH1, "CtrNicName": "eth5", "Ip": "", "Mac": ""}, "already added"),
-        ({**ETH1, "CtrNicName": "eth5", "HostNicName": "x", "Ip": ""}, "mac"),
-        ({**ETH1, "CtrNicName": "eth5", "HostNicName": "x", "Mac": "", "Ip": "10.0.0.2/16"},
+        (ETH1.replace(host_name="x", ip="", mac=""), "named eth1"),
+        (ETH1.replace(ctr_name="eth5", ip="", mac=""), "already added"),
+        (ETH1.replace(ctr_name="eth5", host_name="x", ip=""), "mac"),
+        (ETH1.replace(ctr_name="eth5", host_name="x", mac="", ip="10.0.0.2/16"),
          "ip 10.0.0.2/16 is already used"),
     ]:
         with pytest.raises(Conflict, match=why):
-            nic._check_conflicts(item, items)
-    nic._check_conflicts({**ETH1, "CtrNicName": "eth5", "HostNicName": "", "Mac": "",
-                          "Ip": "10.0.0.3/24"}, items)
+            nic.check_conflicts(item, items)
+    nic.check_conflicts(ETH1.replace(ctr_name="eth5", host_name="", mac="", ip="10.0.0.3/24"),
+                        items)
 
 
 def test_repeated_add_matches_saved():
@@ -126,7 +126,7 @@ def test_repeated_add_matches_saved():
 
 def test_find_nic():
     r = record_with(ETH1, ETH2)
-    assert nic.find_nic(r, nic.NicName("", "eth2"))["HostNicName"] == "enp1s0"
+    assert nic.find_nic(r, nic.NicName("", "eth2")).host_name == "enp1s0"
     assert nic.find_nic(r, nic.NicName("enp1s0", "eth2"), nic.NicType.ETH)
     with pytest.raises(NotFound):
         nic.find_nic(r, nic.NicName("", "eth2"), nic.NicType.VETH)
@@ -135,12 +135,14 @@ def test_find_nic():
 
 
 def test_routes_through_nic():
-    assert nic._routes_through({"dest": "x", "dev": "eth1", "gw": "", "src": ""}, ETH1)
-    assert nic._routes_through({"dest": "x", "dev": "", "gw": "10.0.0.1", "src": ""}, ETH1)
-    assert not nic._routes_through({"dest": "x", "dev": "", "gw": "10.1.0.1", "src": ""}, ETH1)
-    assert nic._routes_through({"dest": "x", "dev": "", "gw": "", "src": "10.0.0.2"}, ETH1)
-    assert not nic._routes_through({"dest": "x", "dev": "eth2", "gw": "10.0.0.1", "src": ""},
-                                   ETH1)
+    def r(dev="", gw="", src=""):
+        return RouteSpec("x", src, gw, dev)
+
+    assert nic.routes_through(r(dev="eth1"), ETH1)
+    assert nic.routes_through(r(gw="10.0.0.1"), ETH1)
+    assert not nic.routes_through(r(gw="10.1.0.1"), ETH1)
+    assert nic.routes_through(r(src="10.0.0.2"), ETH1)
+    assert not nic.routes_through(r(dev="eth2", gw="10.0.0.1"), ETH1)
 
 
 def test_ifname_and_random_names():

@@ -75,13 +75,13 @@ def test_bad_specs(text, words):
     assert repr(text) in str(err.value)
 
 
-def test_item_round_trip():
+def test_record_round_trip():
     spec = PathSpec.parse("/h:/c:private,ro")
-    item = spec.to_item()
+    item = spec.to_record()
     assert item == {"host_path": "/h", "container_path": "/c", "options": "ro,private"}
-    assert PathSpec.from_item(item) == spec
+    assert PathSpec.from_record(item) == spec
     with pytest.raises(ToolError):
-        PathSpec.from_item({"host_path": "/h"})
+        PathSpec.from_record({"host_path": "/h"})
 
 
 def _specs(*texts):
@@ -118,7 +118,7 @@ def test_plan_limit():
 
 def test_list_paths_rows():
     rec = Record("c1")
-    rec["paths"] = [PathSpec.parse("/h:/c").to_item()]
+    rec.paths = [PathSpec.parse("/h:/c")]
     assert path.list_paths(rec) == [
         {"HostPath": "/h", "ContainerPath": "/c", "Options": "rw,rslave"}]
 

@@ -33,7 +33,7 @@ def test_message_format():
     assert route.added_line("0d2d68b45aa0", s) == (
         "Add route to container 0d2d68b45aa0, route: "
         "{dest:172.17.28.0/32,src:,gw:172.17.28.5,dev:eth123} done")
-    assert route.removed_line("c", s.to_item()).startswith("Remove route from container c, ")
+    assert route.removed_line("c", s).startswith("Remove route from container c, ")
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -59,8 +59,8 @@ def test_bad(text, why):
 
 def test_patterns():
     p = one('[{"gw":"10.0.0.1"}]', pattern=True)
-    assert p.dest == "" and p.matches({"dest": "default", "src": "", "gw": "10.0.0.1", "dev": ""})
-    assert not p.matches({"dest": "default", "src": "", "gw": "10.0.0.2", "dev": ""})
+    assert p.dest == "" and p.matches(route.RouteSpec("default", "", "10.0.0.1", ""))
+    assert not p.matches(route.RouteSpec("default", "", "10.0.0.2", ""))
     assert one('[{"dest":"default"}]', pattern=True).dest == "default"
     with pytest.raises(SpecError, match="match every route"):
         route.parse_routes('[{"dest":""}]', pattern=True)
@@ -76,17 +76,17 @@ class Stopped:
 def test_save_only_add_conflict_remove():
     rec = Record("c1")
     specs = route.parse_routes('[{"dest":"10.1.0.0/16","gw":"10.0.0.1"},{"gw":"10.0.0.1"}]')
-    lines = route.add_routes(Stopped(), rec, specs, label="c1")  # type: ignore[arg-type]
-    assert len(lines) == 2 and len(rec["routes"]) == 2
+    lines = route.add_routes(Stopped(), rec, specs, ref="c1")  # type: ignore[arg-type]
+    assert len(lines) == 2 and len(rec.routes) == 2
     # identical again: done, not doubled
-    route.add_routes(Stopped(), rec, specs[:1], label="c1")  # type: ignore[arg-type]
-    assert len(rec["routes"]) == 2
+    route.add_routes(Stopped(), rec, specs[:1], ref="c1")  # type: ignore[arg-type]
+    assert len(rec.routes) == 2
     with pytest.raises(Conflict, match="both go to 10.1.0.0/16"):
         route.add_routes(Stopped(), rec, route.parse_routes(  # type: ignore[arg-type]
-            '[{"dest":"10.1.0.0/16","dev":"eth0"}]'), label="c1")
+            '[{"dest":"10.1.0.0/16","dev":"eth0"}]'), ref="c1")
     # an IPv6 default does not conflict with the IPv4 one
     route.add_routes(Stopped(), rec, route.parse_routes(  # type: ignore[arg-type]
-        '[{"gw":"fd00::1"}]'), label="c1")
+        '[{"gw":"fd00::1"}]'), ref="c1")
     assert [r["dest"] for r in route.list_routes(rec, '{"gw":"FD00::1"}')] == ["default"]
     assert len(route.list_routes(rec, '{"dest":"default"}')) == 2
     assert len(route.list_routes(rec, '{"Dest":"10.1.0.0/16","GW":"10.0.0.1"}')) == 1
@@ -94,7 +94,7 @@ def test_save_only_add_conflict_remove():
         route.list_routes(rec, '{"via":"x"}')
     with pytest.raises(NotFound, match="not added"):
         route.remove_routes(Stopped(), rec, route.parse_routes(  # type: ignore[arg-type]
-            '[{"gw":"10.9.9.9"}]', pattern=True), label="c1")
+            '[{"gw":"10.9.9.9"}]', pattern=True), ref="c1")
     lines = route.remove_routes(Stopped(), rec, route.parse_routes(  # type: ignore[arg-type]
-        '[{"gw":"10.0.0.1"}]', pattern=True), label="c1")
-    assert len(lines) == 2 and [r["gw"] for r in rec["routes"]] == ["fd00::1"]
+        '[{"gw":"10.0.0.1"}]', pattern=True), ref="c1")
+    assert len(lines) == 2 and [r.gw for r in rec.routes] == ["fd00::1"]

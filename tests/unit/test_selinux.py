@@ -3,6 +3,7 @@ import pytest
 from syscontainer_tools.container import Container
 from syscontainer_tools.errors import ToolError
 from syscontainer_tools.resources import selinux
+from syscontainer_tools.resources.pathspec import PathSpec
 from syscontainer_tools.state import Record
 
 
@@ -13,17 +14,16 @@ def ctr(spec=None):
 
 def test_relabel_where_selinux_is_off(tmp_path):
     with pytest.raises(ToolError, match="SELinux is not enabled on this host"):
-        selinux.relabel(ctr(), Record("c1"), label="c1", selinuxfs=str(tmp_path))
+        selinux.relabel(ctr(), Record("c1"), ref="c1", selinuxfs=str(tmp_path))
 
 
 def test_relabel_needs_a_mount_label(tmp_path):
     (tmp_path / "enforce").write_text("1")
     with pytest.raises(ToolError, match="no SELinux mount label"):
-        selinux.relabel(ctr(), Record("c1"), label="c1", selinuxfs=str(tmp_path))
+        selinux.relabel(ctr(), Record("c1"), ref="c1", selinuxfs=str(tmp_path))
 
 
 def test_targets_are_rootfs_then_saved_paths():
     rec = Record("c1")
-    rec["paths"] = [{"host_path": "/srv/a", "container_path": "/a", "options": "rw,rslave"},
-                    {"host_path": "/srv/a", "container_path": "/b", "options": "rw,rslave"}]
+    rec.paths = [PathSpec.parse("/srv/a:/a"), PathSpec.parse("/srv/a:/b")]
     assert selinux.targets(ctr(), rec) == ["/b/rootfs", "/srv/a"]

@@ -18,27 +18,14 @@ def test_unit_of_runc_podman_and_plain_paths() -> None:
     assert systemd_unit.unit_of("/") is None
 
 
-def item(kind: str, major: int, minor: int, perm: str, **kw: str) -> dict:
-    return {"type": kind, "major": major, "minor": minor, "perm": perm, **kw}
-
-
 def test_device_path_by_number() -> None:
     assert systemd_unit.device_path(DevRule("b", 7, 3, "r")) == "/dev/block/7:3"
     assert systemd_unit.device_path(DevRule("c", 10, 200, "rwm")) == "/dev/char/10:200"
 
 
-def test_plan_keeps_the_units_own_grant_as_base() -> None:
-    current = {"/dev/char/10:200": "rwm", "/dev/block/7:3": "m"}
-    new = [item("b", 7, 3, "r"), item("b", 7, 4, "rw")]
-    plan = systemd_unit._plan(current, new, new)
-    assert plan == {"/dev/block/7:3": "rm", "/dev/block/7:4": "rw"}
-    assert [i["unit_base"] for i in new] == ["m", ""]
-    # removing gives back exactly the base, whatever the unit shows by then
-    after = {"/dev/block/7:3": "rm", "/dev/block/7:4": "rw"}
-    assert systemd_unit._plan(after, [], new) == {"/dev/block/7:3": "m", "/dev/block/7:4": ""}
-
-
-def test_plan_removal_keeps_what_other_items_of_the_device_grant() -> None:
-    a = item("b", 7, 3, "r", unit_base="")
-    b = item("b", 7, 3, "w", unit_base="")
-    assert systemd_unit._plan({"/dev/block/7:3": "rw"}, [b], [a]) == {"/dev/block/7:3": "w"}
+def test_grants_add_rules_to_the_units_own_base() -> None:
+    rules = [DevRule("b", 7, 3, "r"), DevRule("b", 7, 4, "rw"), DevRule("b", 8, 0, "w")]
+    bases = {"/dev/block/7:3": "m", "/dev/block/7:4": ""}
+    assert systemd_unit.grants(rules, bases) == {"/dev/block/7:3": "rm", "/dev/block/7:4": "rw"}
+    # nothing left for a device: back to exactly the base ("" drops the entry)
+    assert systemd_unit.grants([], bases) == bases

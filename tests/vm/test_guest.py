@@ -29,7 +29,7 @@ def test_stock_kernel_loads_modules() -> None:
 
 
 def test_virtio_disk_has_dos_partitions_and_nic_is_pci() -> None:
-    assert DISK, "no scsi disk in the guest"
+    assert DISK, "no virtio disk in the guest"
     name = os.path.basename(DISK)
     parts = sorted(p.name for p in Path(f"/sys/block/{name}").glob(f"{name}[0-9]*"))
     assert parts == [f"{name}1", f"{name}2"]
