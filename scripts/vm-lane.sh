@@ -88,6 +88,13 @@ if [ -w /dev/kvm ] && grep -qE '^flags.* (vmx|svm)( |$)' /proc/cpuinfo; then
 fi
 export SYSCONTAINER_VM_TIME_SCALE=${SYSCONTAINER_VM_TIME_SCALE:-$scale_default}
 
+SYSTEMD_MASKS="ovsdb-server.service ovs-vswitchd.service openvswitch-switch.service
+    docker.service docker.socket containerd.service lxcfs.service podman.service
+    podman-restart.service systemd-tmpfiles-setup.service systemd-tmpfiles-clean.timer
+    apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_reap.service cron.service
+    systemd-binfmt.service systemd-journal-flush.service ssh.service rsyslog.service
+    postgresql.service isulad.service systemd-timesyncd.service systemd-update-utmp.service"
+
 run_id="sctvm$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 out="$REPO/.vm/runs/$run_id"
 mkdir -p "$out"
@@ -118,7 +125,16 @@ skip_mods+=,sha512_ssse3,sha256_ssse3,sha1_ssse3,aesni_intel,sr_mod,cdrom,iTCO_w
 skip_mods+=,iTCO_vendor_support,evdev,psmouse,pcspkr,serio_raw,ahci,libahci,libata,i2c_i801
 skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_common
 args+=(--append "modprobe.blacklist=$skip_mods")
-[ "$init" = systemd ] && args+=(--systemd)
+if [ "$init" = systemd ]; then
+    # The host's /.dockerenv shows through the 9p root: without container= (empty)
+    # systemd believes it runs in a container and starts no udevd.  The qemu
+    # wrapper gives the guest's systemd the getty virtme-ng runs the test
+    # command on, and masks host units (see tests/vm/qemu-systemd.sh).
+    args+=(--systemd --append container= --qemu "$REPO/tests/vm/qemu-systemd.sh")
+    export SCTVM_QEMU="$QEMU" SCTVM_MASKS="$SYSTEMD_MASKS"
+fi
+# the guest's console (boot messages) on stderr
+if [ -n "${SYSCONTAINER_VM_VERBOSE:-}" ]; then args+=(--verbose); fi
 guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
 guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done

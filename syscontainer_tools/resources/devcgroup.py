@@ -23,7 +23,7 @@ import ctypes
 import logging
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from .. import cgroup, syscalls
@@ -267,9 +267,13 @@ def v2_enforced(cgdir: str | None) -> bool:
             from None
 
 
-def v2_sync(cgdir: str, rules: Iterable[DevRule]) -> int:
+def v2_sync(cgdir: str, rules: Iterable[DevRule], leave: Collection[bytes] = ()) -> int:
     """Make every device program attached to ``cgdir`` allow ``rules`` on top
-    of its original logic; returns how many programs were replaced."""
+    of its original logic; returns how many programs were replaced.
+
+    Programs named in ``leave`` are someone else's to rebuild (systemd's
+    ``sd_devices``: systemd detaches the one it attached when it attaches
+    the next, so a replaced one would stay attached forever)."""
     rules = list(rules)
     try:
         flags, ids = query(cgdir)
@@ -278,10 +282,16 @@ def v2_sync(cgdir: str, rules: Iterable[DevRule]) -> int:
                         f"{err.strerror}") from None
     cgfd = os.open(cgdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        replaced = 0
         for prog_id in ids:
             old = _prog_fd(prog_id)
             try:
-                code = original_code(prog_info(old))
+                info = prog_info(old)
+                if info.name in leave:
+                    log.debug("device program %d (%s) on %s left alone", prog_id,
+                              info.name.decode(errors="replace"), cgdir)
+                    continue
+                code = original_code(info)
                 insns = (_prefix(rules) + code) if rules else code
                 new = load_program(insns, PROG_NAME if rules else b"sct_orig")
                 try:
@@ -299,11 +309,12 @@ def v2_sync(cgdir: str, rules: Iterable[DevRule]) -> int:
                                         f"{err.strerror}") from None
                     log.debug("device program %d on %s replaced (%d rules)", prog_id, cgdir,
                               len(rules))
+                    replaced += 1
                 finally:
                     os.close(new)
             finally:
                 os.close(old)
-        return len(ids)
+        return replaced
     finally:
         os.close(cgfd)
 
@@ -316,10 +327,14 @@ class DeviceCgroups:
 
     v1: str | None      # the v1 devices cgroup directory
     v2: str | None      # the v2 cgroup, when device programs are attached to it
+    leave: tuple[bytes, ...] = ()   # names of v2 programs v2_sync must not replace
 
     @classmethod
-    def for_pid(cls, pid: int) -> DeviceCgroups:
+    def for_pid(cls, pid: int, leave: tuple[bytes, ...] = ()) -> DeviceCgroups:
         cgs = cgroup.for_pid(pid)
         v1 = cgs.v1.get("devices")
         v2 = cgs.v2 if v2_enforced(cgs.v2) else None
-        return cls(v1, v2)
+        return cls(v1, v2, leave)
+
+    def v2_sync(self, rules: Iterable[DevRule]) -> int:
+        return v2_sync(self.v2, rules, self.leave) if self.v2 else 0

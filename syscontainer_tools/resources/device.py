@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Union
 
-from .. import mounts, undo
+from .. import cgroup, mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError
 from ..state import Record
-from . import blockdev, devcgroup, devnodes
+from . import blockdev, devcgroup, devnodes, systemd_unit
 from .blockdev import HostDevice
 from .devcgroup import perm_union
 from .devspec import COLUMNS, Device, DeviceRef, DeviceSpec, others_perm
@@ -113,7 +113,7 @@ def _with_udev_rule(container: Container, device: Device,
 
 # --- QoS in the record and the cgroup ------------------------------------------
 
-def _qos_apply(stack: contextlib.ExitStack, blkio: BlkioCgroup | None,
+def _qos_apply(stack: contextlib.ExitStack, blkio: _Blkio | None,
                record: Record, specs: Sequence[QosSpec]) -> list[str]:
     lines = []
     order = list(QosKind)
@@ -131,7 +131,7 @@ def _qos_apply(stack: contextlib.ExitStack, blkio: BlkioCgroup | None,
     return lines
 
 
-def _qos_drop(stack: contextlib.ExitStack, blkio: BlkioCgroup | None, record: Record,
+def _qos_drop(stack: contextlib.ExitStack, blkio: _Blkio | None, record: Record,
               device: Device) -> list[str]:
     lines = []
     order = list(QosKind)
@@ -145,6 +145,15 @@ def _qos_drop(stack: contextlib.ExitStack, blkio: BlkioCgroup | None, record: Re
         record.qos = [x for x in record.qos if x is not q]
         lines.append(remove_line(q.kind, device.host))
     return lines
+
+
+_Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007  (run time: Python 3.9)
+
+
+def _blkio(pid: int) -> _Blkio:
+    """Where QoS goes: the cgroup files, or systemd's unit properties."""
+    unit = systemd_unit.for_cgroup(cgroup.for_pid(pid).v2)
+    return systemd_unit.UnitIO(unit) if unit else BlkioCgroup.for_pid(pid)
 
 
 # --- the commands ----------------------------------------------------------------
@@ -187,7 +196,7 @@ def add_devices(container: Container, record: Record, specs: Sequence[DeviceSpec
             record.devices = record.devices + new
             lines += [d.add_line(ref) for d in new]
             if qos:
-                lines += _qos_apply(stack, BlkioCgroup.for_pid(container.pid), record, qos)
+                lines += _qos_apply(stack, _blkio(container.pid), record, qos)
             stack.pop_all()
             if any(m.backup for m in made):
                 undo.quietly("drop the files replaced", lv.run, devnodes.commit_nodes, nodes,
@@ -207,11 +216,15 @@ def _allow(stack: contextlib.ExitStack, lv: devnodes.Live, record: Record,
             devcgroup.v1_allow(v1, device.rule())
             undo.push(stack, f"deny {device.host} again", devcgroup.v1_deny, v1, device.rule(),
                       others_perm([*record.devices, *out], device))
+    if lv.unit:
+        back, bases = systemd_unit.allow_devices(lv.unit, record.devices, out)
+        out = [d.replace(unit_base=bases[systemd_unit.device_path(d.rule())]) for d in out]
+        undo.push(stack, f"restore DeviceAllow= of {lv.unit.name}",
+                  systemd_unit.set_device_allow, lv.unit, back)
     if lv.cgroups.v2:
-        v2 = lv.cgroups.v2
         before = [d.rule() for d in record.devices]
-        devcgroup.v2_sync(v2, [*before, *(d.rule() for d in out)])
-        undo.push(stack, "restore the device program", devcgroup.v2_sync, v2, before)
+        lv.cgroups.v2_sync([*before, *(d.rule() for d in out)])
+        undo.push(stack, "restore the device program", lv.cgroups.v2_sync, before)
     return out
 
 
@@ -249,11 +262,15 @@ def remove_devices(container: Container, record: Record, refs: Sequence[DeviceRe
                     undo.push(stack, f"allow {device.host} again", devcgroup.v1_allow,
                               lv.cgroups.v1, device.rule())
             if lv.cgroups.v2:
-                devcgroup.v2_sync(lv.cgroups.v2, [d.rule() for d in remaining])
-                undo.push(stack, "restore the device program", devcgroup.v2_sync,
-                          lv.cgroups.v2, [d.rule() for d in record.devices])
+                lv.cgroups.v2_sync([d.rule() for d in remaining])
+                undo.push(stack, "restore the device program", lv.cgroups.v2_sync,
+                          [d.rule() for d in record.devices])
+            if lv.unit:
+                back = systemd_unit.revoke_devices(lv.unit, remaining, chosen)
+                undo.push(stack, f"restore DeviceAllow= of {lv.unit.name}",
+                          systemd_unit.set_device_allow, lv.unit, back)
             if record.qos:
-                blkio = BlkioCgroup.for_pid(container.pid)
+                blkio = _blkio(container.pid)
         for device in chosen:
             if device.udev_rule and blockdev.remove_rule(device.udev_rule):
                 undo.push(stack, f"write udev rule {device.udev_rule} again",
@@ -274,7 +291,7 @@ def update_qos(container: Container, record: Record, qos: Sequence[QosSpec], *,
                         "--device-read-iops, --device-write-iops, --blkio-weight-device)")
     _check_qos(qos, record.devices)
     with _rollback(record), contextlib.ExitStack() as stack:
-        blkio = BlkioCgroup.for_pid(container.pid) \
+        blkio = _blkio(container.pid) \
             if container.running and not update_config_only else None
         lines = _qos_apply(stack, blkio, record, qos)
         stack.pop_all()
@@ -323,10 +340,10 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
         present.append(device)
         devices.append(device)
     if present:
-        cgs = devcgroup.DeviceCgroups.for_pid(container.pid)
+        cgs, unit = systemd_unit.device_cgroups(container.pid)
         with mounts.host_proc() as procfd:
             lv = devnodes.Live(container, pidfd, container.host_ids(), cgs,
-                               devnodes.in_userns(container.pid), procfd)
+                               devnodes.in_userns(container.pid), procfd, unit)
             lv.run_nodes(devnodes.ensure_nodes, [devnodes.node_for(d, lv) for d in present])
         if cgs.v1:
             granted = {}
@@ -336,8 +353,14 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
             present = [d.replace(preallowed=granted[d.host]) for d in present]
             devices = [d.replace(preallowed=granted[d.host]) if d.host in granted else d
                        for d in devices]
-        if cgs.v2:
-            devcgroup.v2_sync(cgs.v2, [d.rule() for d in present])
+        if unit:        # a new unit: what it grants now is each device's base
+            _, bases = systemd_unit.allow_devices(unit, [], [d.replace(unit_base="")
+                                                            for d in present])
+            based = {d.host: d.replace(unit_base=bases[systemd_unit.device_path(d.rule())])
+                     for d in present}
+            present = [based[d.host] for d in present]
+            devices = [based.get(d.host, d) for d in devices]
+        cgs.v2_sync([d.rule() for d in present])
         for device in present:
             if device.udev_rule and device.udev_text:
                 blockdev.write_rule(device.udev_rule, device.udev_text)
@@ -347,7 +370,7 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     hosts = {d.host for d in present}
     qos = [q for q in record.qos if q.path in hosts]
     if qos:
-        blkio = BlkioCgroup.for_pid(container.pid)
+        blkio = _blkio(container.pid)
         for q in qos:
             blkio.apply(q.kind, q.major, q.minor, q.value, q.path)
             lines.append(update_line(q.kind, q.path, q.value))

@@ -23,7 +23,7 @@ from typing import Any
 from .. import inroot, mounts, ns, syscalls
 from ..container import Container
 from ..errors import Conflict
-from . import devcgroup
+from . import devcgroup, systemd_unit
 from .devspec import Device
 
 
@@ -267,6 +267,7 @@ class Live:
     cgroups: devcgroup.DeviceCgroups
     userns: bool
     procfd: int          # the host's /proc (mounts.host_proc), for unmounting by fd
+    unit: systemd_unit.Unit | None = None     # systemd's unit of the container's cgroup
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(procfd, *args)`` in the container's mount namespace and root."""
@@ -321,9 +322,9 @@ def in_userns(pid: int) -> bool:
 @contextlib.contextmanager
 def live(container: Container) -> Iterator[Live]:
     with container.init_process() as pidfd, mounts.host_proc() as procfd:
-        yield Live(container, pidfd, container.host_ids(),
-                   devcgroup.DeviceCgroups.for_pid(container.pid), in_userns(container.pid),
-                   procfd)
+        cgroups, unit = systemd_unit.device_cgroups(container.pid)
+        yield Live(container, pidfd, container.host_ids(), cgroups, in_userns(container.pid),
+                   procfd, unit)
 
 
 

@@ -92,6 +92,7 @@ class Device:
     preallowed: str = ""      # what v1 devices.list granted before it was added
     udev_rule: str = ""       # a whole disk's rule file ...
     udev_text: str = ""       # ... and its text
+    unit_base: str = ""       # what the systemd unit's DeviceAllow= granted before it was added
 
     @property
     def numbers(self) -> tuple[str, int, int]:
@@ -107,7 +108,7 @@ class Device:
         out: dict[str, Any] = {"host": self.host, "container": self.container,
                                "type": self.type, "major": self.major, "minor": self.minor,
                                "perm": self.perm, "mode": self.mode, "parent": self.parent}
-        for key in ("preallowed", "udev_rule", "udev_text"):
+        for key in ("preallowed", "udev_rule", "udev_text", "unit_base"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out
@@ -119,7 +120,7 @@ class Device:
                        int(data["major"]), int(data["minor"]), str(data.get("perm", "rwm")),
                        int(data.get("mode", 0o660)), str(data.get("parent") or ""),
                        str(data.get("preallowed") or ""), str(data.get("udev_rule") or ""),
-                       str(data.get("udev_text") or ""))
+                       str(data.get("udev_text") or ""), str(data.get("unit_base") or ""))
         except (KeyError, TypeError, ValueError) as err:
             raise ToolError(f"saved device {dict(data)!r} is malformed: {err}") from None
 

@@ -59,9 +59,16 @@ export SYSCONTAINER_VM_GUEST=1 SYSCONTAINER_VM_DISK=$disk SYSCONTAINER_VM_NIC=$n
 export PYTHONDONTWRITEBYTECODE=1 TMPDIR=${TMPDIR:-/tmp}
 say "kernel $(uname -r), python $("$py" -c 'import sys; print(sys.version.split()[0])'), $layout, disk ${disk:-none}, nic ${nic:-none}"
 
+if [ -d /run/systemd/system ]; then
+    export SYSCONTAINER_VM_INIT=systemd
+    say "systemd $(systemctl --version | head -1 | cut -d' ' -f2): $(systemctl is-system-running 2>&1), virt $(systemd-detect-virt 2>&1), failed units: $(systemctl list-units --failed --plain --no-legend 2>&1 | cut -d' ' -f1 | tr '\n' ' ')"
+    say "systemd generators: $(ls /run/systemd/generator.early 2>&1 | tr '\n' ' ')"
+fi
+t0=$(date +%s)
 cd "$REPO"
 "$py" -m pytest -p no:cacheprovider "$@" </dev/null
 rc=$?
+say "pytest took $(( $(date +%s) - t0 ))s in the guest"
 echo "$rc" > "$out/rc"
 sync
 exit "$rc"

@@ -1,0 +1,204 @@
+"""Devices and QoS under the systemd cgroup driver (VM lane, systemd as init).
+
+runc and crun with ``--systemd-cgroup``, and podman with its defaults, put a
+container in a ``.scope`` unit, and systemd attaches its own device program
+(``sd_devices``) to that scope from the unit's ``DeviceAllow=``.  An added
+device must pass it too, and must stay usable after ``systemctl
+daemon-reload`` (systemd rebuilds its program then); the tool must never
+replace systemd's program (that leaked one program per add/remove).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syscontainer_tools.resources import devcgroup, systemd_unit
+from tests.system.conftest import PREFIX, run
+from tests.vm.systemd.conftest import tool_as
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not systemd_unit.systemd_booted(),
+                       reason="needs systemd as init (scripts/vm-lane.sh --init systemd)"),
+]
+
+CG = Path("/sys/fs/cgroup")
+
+
+def leaf(pid: int) -> Path:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return CG / line[3:].lstrip("/")
+    raise AssertionError(f"pid {pid} has no v2 cgroup")
+
+
+def programs(pid: int, upto: Path) -> list[tuple[str, bytes]]:
+    """(cgroup, program name) of every device program from ``upto`` down to
+    the process's own cgroup: the set an access of the container must pass."""
+    out = []
+    d = leaf(pid)
+    chain = [d]
+    while d != upto and d != CG:
+        d = d.parent
+        chain.append(d)
+    for cg in reversed(chain):
+        for prog_id in devcgroup.query(str(cg))[1]:
+            fd = devcgroup._prog_fd(prog_id)
+            try:
+                out.append((cg.name, devcgroup.prog_info(fd).name))
+            finally:
+                os.close(fd)
+    return out
+
+
+def can_read(sh: Any, major: int, minor: int) -> subprocess.CompletedProcess[str]:
+    return sh(f"rm -f /tmp/probe; mknod /tmp/probe b {major} {minor} && "
+              "dd if=/tmp/probe bs=512 count=1 of=/dev/null", check=False)
+
+
+def daemon_reload() -> None:
+    run(["systemctl", "daemon-reload"])
+
+
+def device_allow(unit: str) -> str:
+    return run(["systemctl", "show", "--property=DeviceAllow", unit]).stdout
+
+
+def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, unit: str, pid: Any,
+                           restart: Any, loop: Any) -> None:
+    major, minor = loop.majmin
+    entry = f"/dev/block/{major}:{minor} rwm"
+    found = systemd_unit.for_cgroup(str(leaf(pid())))
+    assert found is not None and found.name == unit
+    scope = Path(found.cgroup)
+    # runc and crun detach every program they find when they attach their
+    # own, systemd's included; systemd attaches its program again at the
+    # next reload, the state of a host that has seen one
+    daemon_reload()
+    before = programs(pid(), scope)
+    assert (scope.name, b"sd_devices") in before, before
+    denied = can_read(sh, major, minor)
+    assert denied.returncode != 0 and "not permitted" in denied.stderr
+
+    proc = call("add-device", ctr_id, f"{loop.path}:/dev/sdx")
+    assert proc.returncode == 0, proc.stderr
+    assert entry in device_allow(unit)
+    assert sh("dd if=/dev/sdx bs=512 count=1 of=/dev/null", check=False).returncode == 0
+    daemon_reload()
+    ok = sh("dd if=/dev/sdx bs=512 count=1 of=/dev/null", check=False)
+    assert ok.returncode == 0, f"after daemon-reload: {ok.stderr}"
+    assert len(programs(pid(), scope)) == len(before)
+
+    proc = call("remove-device", ctr_id, f"{loop.path}:/dev/sdx")
+    assert proc.returncode == 0, proc.stderr
+    assert entry not in device_allow(unit)
+    denied = can_read(sh, major, minor)
+    assert denied.returncode != 0 and "not permitted" in denied.stderr
+
+    for _ in range(10):
+        assert call("add-device", ctr_id, f"{loop.path}:/dev/sdx").returncode == 0
+        assert call("remove-device", ctr_id, f"{loop.path}:/dev/sdx").returncode == 0
+    after = programs(pid(), scope)
+    assert len(after) == len(before), (before, after)
+    assert (scope.name, b"sd_devices") in after
+
+    if restart is None:
+        return
+    assert call("add-device", ctr_id, f"{loop.path}:/dev/sdx").returncode == 0
+    restart()
+    ok = sh("dd if=/dev/sdx bs=512 count=1 of=/dev/null", check=False)
+    assert ok.returncode == 0, f"after restart: {ok.stderr}"
+    assert entry in device_allow(unit)
+    daemon_reload()
+    ok = sh("dd if=/dev/sdx bs=512 count=1 of=/dev/null", check=False)
+    assert ok.returncode == 0, f"after restart and daemon-reload: {ok.stderr}"
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_devices_under_systemd_driver(runtime, sd_container, make_loop, state_dir):
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    ctr = sd_container(runtime)
+    loop = make_loop()
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return tool_as(runtime, ctr.root, state_dir, *args)
+
+    check_device_lifecycle(call, ctr.id, ctr.sh, ctr.unit, lambda: ctr.pid, ctr.restart, loop)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_qos_survives_daemon_reload(runtime, sd_container, make_loop, state_dir):
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    ctr = sd_container(runtime)
+    loop = make_loop()
+    major, minor = loop.majmin
+    proc = tool_as(runtime, ctr.root, state_dir, "add-device", "--device-read-bps",
+                   f"{loop.path}:1m", "--device-write-iops", f"{loop.path}:300", ctr.id,
+                   f"{loop.path}:/dev/sdq")
+    assert proc.returncode == 0, proc.stderr
+    io_max = leaf(ctr.pid) / "io.max"
+
+    def limits() -> str:
+        return next((ln for ln in io_max.read_text().splitlines()
+                     if ln.startswith(f"{major}:{minor} ")), "")
+
+    assert "rbps=1048576" in limits() and "wiops=300" in limits()
+    daemon_reload()
+    assert "rbps=1048576" in limits() and "wiops=300" in limits(), \
+        f"daemon-reload undid the limits: {io_max.read_text()!r}"
+    proc = tool_as(runtime, ctr.root, state_dir, "update-device", "--device-read-bps",
+                   f"{loop.path}:0", ctr.id)
+    assert proc.returncode == 0, proc.stderr
+    daemon_reload()
+    assert "rbps=max" in limits() or "rbps" not in limits()
+    assert "wiops=300" in limits()
+
+
+@pytest.fixture
+def podman_ctr(rootfs_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    names: list[str] = []
+
+    def factory() -> str:
+        name = f"{PREFIX}-pm-{secrets.token_hex(2)}"
+        rootfs = tmp_path_factory.mktemp(name) / "rootfs"
+        shutil.copytree(rootfs_template, rootfs, symlinks=True)
+        names.append(name)
+        run(["podman", "run", "-d", "--name", name, "--network", "none", "--rootfs", str(rootfs),
+             "/bin/sleep", "1000000"])
+        return name
+
+    yield factory
+    for name in names:
+        run(["podman", "rm", "-f", "-t", "0", name], check=False)
+
+
+def test_podman_defaults(podman_ctr, make_loop, state_dir):
+    """podman's own defaults: the systemd cgroup manager and crun."""
+    name = podman_ctr()
+    info = json.loads(run(["podman", "inspect", name]).stdout)[0]
+    cid = info["Id"]
+    loop = make_loop()
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return tool_as("podman", None, state_dir, *args)
+
+    def sh(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["podman", "exec", name, "/bin/sh", "-c", script], check=check)
+
+    def pid() -> int:
+        return int(run(["podman", "inspect", "-f", "{{.State.Pid}}", name]).stdout)
+
+    check_device_lifecycle(call, name, sh, f"libpod-{cid}.scope", pid, None, loop)
