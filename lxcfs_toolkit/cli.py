@@ -26,11 +26,11 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from syscontainer_tools.cli import show_version
+from syscontainer_tools.cli import OptionalText, show_version
 from syscontainer_tools.errors import ToolError, as_tool_error, render
 from syscontainer_tools.typerapp import Typer
 
@@ -60,14 +60,18 @@ _PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInter
 
 @app.callback()
 def _global(
-    lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
-                                  help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)"),
-    engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, containerd, runc or crun"),
-    runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-                                     help="state root of runc/crun (runc --root)"),
-    debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
-    log: str = typer.Option(None, "--log", help="also log to this file"),
+    lxcfs_dir: Annotated[OptionalText, typer.Option(
+        "--lxcfs-dir", envvar="LXCFS_DIR",
+        help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", envvar="SYSCONTAINER_ENGINE",
+        help="auto, isula, docker, podman, containerd, runc or crun")] = "auto",
+    runtime_root: Annotated[OptionalText, typer.Option(
+        "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
+        help="state root of runc/crun (runc --root)")] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="debug logging, tracebacks on errors")] = False,
+    log: Annotated[OptionalText, typer.Option("--log", help="also log to this file")] = None,
     version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=show_version("lxcfs-toolkit"),
         help="print the version and exit")] = False,
@@ -213,8 +217,10 @@ def _each(action: str, containers: list[Any], fn: Any) -> None:
 # --- commands ----------------------------------------------------------------
 
 @app.command("serve")
-def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: the lxcfs "
-                                                      "directory)")) -> None:
+def serve(
+    mountpoint: Annotated[OptionalText, typer.Argument(
+        help="where to mount (default: the lxcfs directory)")] = None,
+) -> None:
     """Mount the Python lxcfs and serve it in the foreground until SIGTERM/SIGINT."""
     with _handles("serve lxcfs"):
         target = mountpoint or _directory()
@@ -229,11 +235,11 @@ def serve(mountpoint: str = typer.Argument(None, help="where to mount (default: 
 
 
 # the selection remount and umount share (the original's -a/--all, -c/--container-id too)
-Target = Annotated[Optional[str], typer.Argument(
+Target = Annotated[OptionalText, typer.Argument(
     metavar="all|CONTAINER", help="every running container with lxcfs mounts, or one")]
 All = Annotated[bool, typer.Option("-a", "--all",
                                    help="every running container with lxcfs mounts")]
-ContainerId = Annotated[Optional[str], typer.Option("-c", "--container-id", help="one container")]
+ContainerId = Annotated[OptionalText, typer.Option("-c", "--container-id", help="one container")]
 
 
 @app.command("remount")
@@ -241,7 +247,8 @@ def remount(
     target: Target = None,
     all_: All = False,
     container_id: ContainerId = None,
-    wait: str = typer.Option("15", "--wait", help="seconds to wait for the daemon to answer"),
+    wait: Annotated[str, typer.Option(
+        "--wait", help="seconds to wait for the daemon to answer")] = "15",
 ) -> None:
     """Replace stale lxcfs mounts (the daemon restarted) with live ones, in place."""
     from . import mounts
@@ -297,7 +304,8 @@ def umount(
 
 @app.command("check-lxcfs")
 def check_lxcfs(
-    wait: str = typer.Option("0", "--wait", help="seconds to wait for the daemon to answer"),
+    wait: Annotated[str, typer.Option(
+        "--wait", help="seconds to wait for the daemon to answer")] = "0",
 ) -> None:
     """Exit 0 only when an lxcfs daemon answers at the lxcfs directory."""
     from . import mounts
