@@ -253,8 +253,7 @@ def container_pid(root: str, cid: str) -> int:
 
 
 def bench(kind: str, n: int, seconds: float, tmp: Path) -> list[tuple[str, dict[str, float]]]:
-    from lxcfs_toolkit import mounts
-    from syscontainer_tools import syscalls
+    from syscontainer_tools import mountinfo, syscalls
 
     parent = f"/run/{PREFIX}-{kind}"
     directory = f"{parent}/lxcfs"
@@ -282,7 +281,7 @@ def bench(kind: str, n: int, seconds: float, tmp: Path) -> list[tuple[str, dict[
                     os.kill(int(pid), signal.SIGKILL)
         for path in (directory, parent):
             for _ in range(8):
-                top = mounts.top_mount(mounts.read_mountinfo(), path)
+                top = mountinfo.top_mount(mountinfo.read(), path)
                 if top is None:
                     break
                 with contextlib.suppress(OSError):

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lxcfs_toolkit import mounts  # noqa: E402
-from syscontainer_tools import syscalls  # noqa: E402
+from syscontainer_tools import mountinfo, syscalls  # noqa: E402
 from tests.system.conftest import Ctr, make_rootfs, write_config  # noqa: E402
 
 MEMORY = 256 << 20
@@ -132,12 +132,12 @@ def main() -> int:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.wait(10)
         for _ in range(8):
-            top = mounts.top_mount(mounts.read_mountinfo(), directory)
+            top = mountinfo.top_mount(mountinfo.read(), directory)
             if top is None or not top.fstype.startswith("fuse"):
                 break
             syscalls.umount(directory, syscalls.MNT_DETACH)
         with contextlib.suppress(OSError):
-            if mounts.top_mount(mounts.read_mountinfo(), parent):
+            if mountinfo.top_mount(mountinfo.read(), parent):
                 syscalls.umount(parent, syscalls.MNT_DETACH)
         shutil.rmtree(parent, ignore_errors=True)
         shutil.rmtree(runc_root, ignore_errors=True)

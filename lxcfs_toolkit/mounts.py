@@ -75,20 +75,13 @@ def lxcfs_dir(value: str | None = None) -> str:
     return posixpath.join(os.path.realpath(parent), name)
 
 
-# --- mountinfo: one parser for the whole project ------------------------------
-
-MountEntry = mountinfo.MountEntry
-parse_mountinfo = mountinfo.parse
-read_mountinfo = mountinfo.read
-top_mount = mountinfo.top_mount
-
-
 def target_paths(directory: str) -> tuple[str, ...]:
     """Every place inside a container where the lxcfs view can be mounted."""
     return tuple(path for _, path in FILE_TARGETS) + (directory,)
 
 
-def lxcfs_mounts(entries: Iterable[MountEntry], directory: str) -> list[MountEntry]:
+def lxcfs_mounts(entries: Iterable[mountinfo.MountEntry],
+                 directory: str) -> list[mountinfo.MountEntry]:
     """The lxcfs mounts among ``entries`` that sit on one of the view's targets."""
     places = set(target_paths(directory))
     return [e for e in entries if e.fstype == FSTYPE and e.point in places]
@@ -117,7 +110,7 @@ def _probe(directory: str) -> int:
         if err.errno in _STALE_ERRNOS:
             raise _stale(directory) from None
         raise NotAnswering(f"no lxcfs at {directory}: {err.strerror}") from None
-    top = top_mount(read_mountinfo(), directory)
+    top = mountinfo.top_mount(mountinfo.read(), directory)
     if top is None or not top.fstype.startswith("fuse") or top.dev != st.st_dev:
         raise NotAnswering(f"no lxcfs is mounted at {directory}")
     probe = os.path.join(directory, "proc", "uptime")
@@ -215,11 +208,6 @@ def _state(fd: int, live_dev: int, lxcfs_devs: frozenset[int]) -> str:
     return "stale" if dev in lxcfs_devs else "absent"
 
 
-# lazily unmount the mount a fd is the root of, through the host's /proc/self/fd/N:
-# never a path the container could swap under us (shared with syscontainer-tools)
-_umount_fd = umount_fd
-
-
 def _make_slave_fd(procfd: int, fd: int, what: str) -> None:
     """mount(2) fallback of mount_setattr: make the mount ``fd`` is the root
     of a slave, through the host's /proc/self/fd/N."""
@@ -283,7 +271,7 @@ def apply_plan(plan: Plan) -> Report:
                         break
                     if state == "absent":
                         break
-                    _umount_fd(plan.procfd, fd, path)
+                    umount_fd(plan.procfd, fd, path)
                     stale = True
                     os.close(fd)
                     fd = inroot.open_in_root(rootfd, path, os.O_PATH)
@@ -307,7 +295,7 @@ def apply_plan(plan: Plan) -> Report:
     except BaseException:
         for clone, path in reversed(attached):
             try:
-                _umount_fd(plan.procfd, clone, path)
+                umount_fd(plan.procfd, clone, path)
             except OSError as err:
                 log.error("rollback: cannot unmount %s: %s", path, err.strerror)
         raise
@@ -359,13 +347,13 @@ def _procfd() -> int:
 
 
 def _lxcfs_devs(pid: int) -> frozenset[int]:
-    return frozenset(e.dev for e in read_mountinfo(pid) if e.fstype == FSTYPE)
+    return frozenset(e.dev for e in mountinfo.read(pid) if e.fstype == FSTYPE)
 
 
-def container_lxcfs_mounts(pid: int, directory: str) -> list[MountEntry]:
+def container_lxcfs_mounts(pid: int, directory: str) -> list[mountinfo.MountEntry]:
     """The lxcfs mounts on the view's targets in the mount namespace of ``pid``
     (stale ones included: mountinfo lists them whether the daemon lives or not)."""
-    return lxcfs_mounts(read_mountinfo(pid), directory)
+    return lxcfs_mounts(mountinfo.read(pid), directory)
 
 
 def mount_into(container: Any, pidfd: int, dmn: Daemon) -> Report:
@@ -432,7 +420,7 @@ def prestart(directory: str) -> list[str]:
     from . import handover
 
     lines: list[str] = []
-    top = top_mount(read_mountinfo(), directory)
+    top = mountinfo.top_mount(mountinfo.read(), directory)
     held = handover.read_state(directory).get("dev")
     if (top is not None and top.fstype == FSTYPE and held is not None and top.dev == held
             and handover.daemon_running(directory)):
@@ -454,7 +442,7 @@ def prestart(directory: str) -> list[str]:
             raise ToolError(f"an lxcfs daemon already answers at {directory}",
                             hint="stop it before running prestart")
     for _ in range(0 if directory_ready else _MAX_STACK):
-        top = top_mount(read_mountinfo(), directory)
+        top = mountinfo.top_mount(mountinfo.read(), directory)
         if top is None or not top.fstype.startswith("fuse"):
             break
         syscalls.umount(directory, syscalls.MNT_DETACH)
@@ -464,8 +452,8 @@ def prestart(directory: str) -> list[str]:
     parent = os.path.dirname(directory)
     if parent == "/":
         raise ToolError(f"{directory}: the lxcfs directory needs a parent other than /")
-    entries = read_mountinfo()
-    top = top_mount(entries, parent)
+    entries = mountinfo.read()
+    top = mountinfo.top_mount(entries, parent)
     below = sorted({e.point for e in entries if e.point.startswith(parent + "/")
                     and e.point != directory and not e.point.startswith(directory + "/")})
     if top is None and below:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import os
 
-from syscontainer_tools import ns, syscalls
+from syscontainer_tools import mountinfo, ns, syscalls
 from syscontainer_tools.errors import ToolError
 
-from .mounts import FILE_TARGETS, FSTYPE, Plan, _procfd, apply_plan, read_mountinfo, target_paths
+from .mounts import FILE_TARGETS, FSTYPE, Plan, _procfd, apply_plan, target_paths
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def namespaces_with(dev: int, directory: str, proc: str = "/proc") -> dict[int, 
             if mnt_ns in seen:
                 continue
             seen.add(mnt_ns)
-            hits = [e for e in read_mountinfo(int(name))
+            hits = [e for e in mountinfo.read(int(name))
                     if e.fstype == FSTYPE and e.dev == dev and e.point in places]
         except OSError:
             continue

@@ -114,7 +114,7 @@ class Daemon:
                 self.proc.wait(10)
             self.proc = None
         for _ in range(8):   # a killed daemon leaves its mount: never leave it behind
-            top = mounts.top_mount(mounts.read_mountinfo(), self.directory)
+            top = mountinfo.top_mount(mountinfo.read(), self.directory)
             if top is None or not top.fstype.startswith("fuse"):
                 break
             syscalls.umount(self.directory, syscalls.MNT_DETACH)
@@ -150,7 +150,7 @@ def daemon(request: pytest.FixtureRequest,
     finally:
         dmn.stop()
         with contextlib.suppress(OSError):
-            if mounts.top_mount(mounts.read_mountinfo(), parent):
+            if mountinfo.top_mount(mountinfo.read(), parent):
                 syscalls.umount(parent, syscalls.MNT_DETACH)
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -245,14 +245,14 @@ def memtotal(ctr: Ctr) -> int:
 def lxcfs_points(ctr: Ctr) -> dict[str, str]:
     """Mount point -> optional fields, of the fuse.lxcfs mounts inside ``ctr``."""
     out = {}
-    for entry in mounts.read_mountinfo(ctr.pid):
+    for entry in mountinfo.read(ctr.pid):
         if entry.fstype == mounts.FSTYPE:
             out[entry.point] = " ".join(entry.optional)
     return out
 
 
 def mount_ids(ctr: Ctr) -> set[int]:
-    return {e.mount_id for e in mounts.read_mountinfo(ctr.pid) if e.fstype == mounts.FSTYPE}
+    return {e.mount_id for e in mountinfo.read(ctr.pid) if e.fstype == mounts.FSTYPE}
 
 
 # --- the hook -----------------------------------------------------------------
@@ -282,13 +282,13 @@ def test_hook_shows_memory_limit_and_cpuset(live: Env) -> None:
 def test_hook_fails_cleanly_when_mounting_fails(live: Env) -> None:
     """A daemon answers but the view cannot be completed: the start fails
     with the reason, nothing is left mounted in the host's namespace."""
-    before = mounts.read_mountinfo()
+    before = mountinfo.read()
     ctr = live.container("trap", start=False, plant=os.path.dirname(live.directory))
     with pytest.raises(AssertionError) as info:
         ctr.start()
     assert "Failed to mount lxcfs:" in str(info.value)
     assert "Not a directory" in str(info.value)
-    after = mounts.read_mountinfo()
+    after = mountinfo.read()
     assert _ours(after) == _ours(before)
 
 
@@ -392,7 +392,7 @@ def test_daemon_restart_then_remount_all_heals_containers(live: Env) -> None:
     assert memtotal(plain) == host_memtotal()
     assert lxcfs_points(plain) == {}
     # the stale mounts were replaced, not stacked: one mount per target
-    entries = [e for e in mounts.read_mountinfo(c1.pid) if e.fstype == mounts.FSTYPE]
+    entries = [e for e in mountinfo.read(c1.pid) if e.fstype == mounts.FSTYPE]
     assert len(entries) == len({e.point for e in entries})
     # a second remount finds everything live and changes nothing
     ids = mount_ids(c1)
@@ -452,7 +452,7 @@ def test_remount_all_fails_when_one_container_fails(live: Env) -> None:
     assert memtotal(good) == MEMORY >> 10
     # the bad one: rolled back, no live lxcfs mount was left half-way
     live_dev = mounts.daemon(live.directory).dev
-    assert not [e for e in mounts.read_mountinfo(bad.pid) if e.dev == live_dev]
+    assert not [e for e in mountinfo.read(bad.pid) if e.dev == live_dev]
     parent.unlink()
 
 
@@ -478,13 +478,13 @@ def test_container_mounts_under_lxcfs_dir_stay_inside(live: Env) -> None:
     target = f"{live.directory}/proc"
     try:
         ns.run_in(pidfd, ctr.pid, _mount_tmpfs, target)
-        inside = [e for e in mounts.read_mountinfo(ctr.pid) if e.source == "lxcfs-leak-probe"]
+        inside = [e for e in mountinfo.read(ctr.pid) if e.source == "lxcfs-leak-probe"]
         assert [e.point for e in inside] == [target]
-        host = [e for e in mounts.read_mountinfo() if e.source == "lxcfs-leak-probe"]
+        host = [e for e in mountinfo.read() if e.source == "lxcfs-leak-probe"]
         assert host == []
         # nor in another container
         other = live.container("prop2")
-        assert not [e for e in mounts.read_mountinfo(other.pid)
+        assert not [e for e in mountinfo.read(other.pid)
                     if e.source == "lxcfs-leak-probe"]
     finally:
         with contextlib.suppress(Exception):
@@ -510,13 +510,13 @@ def test_mount_without_mount_setattr_is_still_a_slave(live: Env,
         report = mounts.mount_into(c, pidfd, mounts.daemon(live.directory))
         assert "/proc/meminfo" in report.mounted
         assert memtotal(ctr) == MEMORY // 1024
-        inside = [e for e in mounts.read_mountinfo(ctr.pid) if e.fstype == mounts.FSTYPE]
+        inside = [e for e in mountinfo.read(ctr.pid) if e.fstype == mounts.FSTYPE]
         assert inside and all(any(o.startswith("master:") for o in e.optional)
                               for e in inside), inside
         target = f"{live.directory}/proc"
         ns.run_in(pidfd, ctr.pid, _mount_tmpfs, target)
         try:
-            assert [e for e in mounts.read_mountinfo() if e.source == "lxcfs-leak-probe"] == []
+            assert [e for e in mountinfo.read() if e.source == "lxcfs-leak-probe"] == []
         finally:
             ns.run_in(pidfd, ctr.pid, _umount_in, target)
 
@@ -564,19 +564,19 @@ def test_prestart_binds_parent_once_and_leaves_busy_parents() -> None:
         proc = toolkit(directory, "prestart")
         assert proc.returncode == 0, proc.stderr
         assert os.path.isdir(directory)
-        at_parent = [e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]
+        at_parent = [e for e in mountinfo.read() if e.point == f"{base}/lxc"]
         assert len(at_parent) == 1 and at_parent[0].shared
         # again (every daemon start): no second bind
         proc = toolkit(directory, "prestart")
         assert proc.returncode == 0 and "already a shared mount" in proc.stdout
-        assert len([e for e in mounts.read_mountinfo() if e.point == f"{base}/lxc"]) == 1
+        assert len([e for e in mountinfo.read() if e.point == f"{base}/lxc"]) == 1
         # a parent with someone else's mount below it is left alone
         os.makedirs(f"{busy}/other")
         syscalls.mount("prestart-probe", f"{busy}/other", "tmpfs", 0, "size=64k")
         proc = toolkit(f"{busy}/lxcfs", "prestart")
         assert proc.returncode == 0, proc.stderr
         assert f"left {busy} as it is" in proc.stdout
-        assert not [e for e in mounts.read_mountinfo() if e.point == busy]
+        assert not [e for e in mountinfo.read() if e.point == busy]
         assert os.path.isdir(f"{busy}/lxcfs")
     finally:
         for point in (f"{busy}/other", f"{base}/lxc"):
@@ -636,7 +636,7 @@ def test_python_daemon_restart_is_invisible_and_stop_leaves_host_values(live: En
     assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
     # stop for good: no dead mount anywhere, the containers see the host's values
     live.daemon.stop()
-    assert mounts.top_mount(mounts.read_mountinfo(), live.directory) is None
+    assert mountinfo.top_mount(mountinfo.read(), live.directory) is None
     for c in (c1, c2):
         assert lxcfs_points(c) == {}
         assert memtotal(c) == host_memtotal()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from lxcfs_toolkit import cli, mounts
 from syscontainer_tools import mountinfo
+from syscontainer_tools.errors import ToolError
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -29,7 +30,7 @@ garbage line
 
 
 def test_parse_mountinfo_fields_and_escapes() -> None:
-    entries = mounts.parse_mountinfo(MOUNTINFO)
+    entries = mountinfo.parse(MOUNTINFO)
     assert [e.mount_id for e in entries] == [22, 27, 53, 55, 131, 132, 140, 141]
     fuse = entries[3]
     assert fuse.dev == os.makedev(0, 50)
@@ -50,16 +51,16 @@ def test_unescape_leaves_incomplete_escapes() -> None:
 
 def test_top_mount_is_the_last_listed() -> None:
     text = MOUNTINFO + "150 55 0:70 / /var/lib/lxc/lxcfs rw - fuse.lxcfs lxcfs rw\n"
-    top = mounts.top_mount(mounts.parse_mountinfo(text), "/var/lib/lxc/lxcfs")
+    top = mountinfo.top_mount(mountinfo.parse(text), "/var/lib/lxc/lxcfs")
     assert top is not None and top.mount_id == 150
-    assert mounts.top_mount(mounts.parse_mountinfo(text), "/nowhere") is None
+    assert mountinfo.top_mount(mountinfo.parse(text), "/nowhere") is None
 
 
 def test_lxcfs_mounts_only_on_the_views_targets() -> None:
-    found = mounts.lxcfs_mounts(mounts.parse_mountinfo(MOUNTINFO), "/var/lib/lxc/lxcfs")
+    found = mounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxc/lxcfs")
     assert [e.point for e in found] == ["/var/lib/lxc/lxcfs", "/proc/meminfo", "/proc/cpuinfo"]
     # another lxcfs directory: the /proc files still count, the directory does not
-    found = mounts.lxcfs_mounts(mounts.parse_mountinfo(MOUNTINFO), "/var/lib/lxcfs")
+    found = mounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxcfs")
     assert [e.point for e in found] == ["/proc/meminfo", "/proc/cpuinfo"]
 
 
@@ -84,9 +85,9 @@ def test_lxcfs_dir_default_env_and_option(monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to("real")
     assert mounts.lxcfs_dir(str(tmp_path / "link" / "lxcfs")) == str(tmp_path / "real" / "lxcfs")
-    with pytest.raises(mounts.ToolError, match="absolute"):
+    with pytest.raises(ToolError, match="absolute"):
         mounts.lxcfs_dir("relative/lxcfs")
-    with pytest.raises(mounts.ToolError, match="cannot be /"):
+    with pytest.raises(ToolError, match="cannot be /"):
         mounts.lxcfs_dir("/")
 
 
