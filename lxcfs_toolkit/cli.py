@@ -30,7 +30,14 @@ from typing import Annotated, Any
 
 import typer
 
-from syscontainer_tools.cli import OptionalText, show_version
+from syscontainer_tools.cli import (
+    DebugOption,
+    EngineOption,
+    LogOption,
+    OptionalText,
+    RuntimeRootOption,
+    show_version,
+)
 from syscontainer_tools.errors import ToolError, as_tool_error, render
 from syscontainer_tools.typerapp import Typer
 
@@ -63,15 +70,10 @@ def _global(
     lxcfs_dir: Annotated[OptionalText, typer.Option(
         "--lxcfs-dir", envvar="LXCFS_DIR",
         help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)")] = None,
-    engine: Annotated[str, typer.Option(
-        "--engine", envvar="SYSCONTAINER_ENGINE",
-        help="auto, isula, docker, podman, containerd, runc or crun")] = "auto",
-    runtime_root: Annotated[OptionalText, typer.Option(
-        "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-        help="state root of runc/crun (runc --root)")] = None,
-    debug: Annotated[bool, typer.Option(
-        "--debug", help="debug logging, tracebacks on errors")] = False,
-    log: Annotated[OptionalText, typer.Option("--log", help="also log to this file")] = None,
+    engine: EngineOption = "auto",
+    runtime_root: RuntimeRootOption = None,
+    debug: DebugOption = False,
+    log: LogOption = None,
     version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=show_version("lxcfs-toolkit"),
         help="print the version and exit")] = False,

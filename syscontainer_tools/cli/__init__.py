@@ -79,20 +79,27 @@ def show_version(prog: str) -> Callable[[bool], None]:
     return callback
 
 
+# the global options syscontainer-tools and lxcfs-toolkit share
+EngineOption = Annotated[str, typer.Option(
+    "--engine", envvar="SYSCONTAINER_ENGINE",
+    help="auto, isula, docker, podman, containerd, runc or crun")]
+RuntimeRootOption = Annotated[OptionalText, typer.Option(
+    "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
+    help="state root of runc/crun (runc --root)")]
+DebugOption = Annotated[bool, typer.Option(
+    "--debug", help="debug logging, tracebacks on errors")]
+LogOption = Annotated[OptionalText, typer.Option("--log", help="also log to this file")]
+
+
 @app.callback()
 def _global(
-    engine: Annotated[str, typer.Option(
-        "--engine", envvar="SYSCONTAINER_ENGINE",
-        help="auto, isula, docker, podman, containerd, runc or crun")] = "auto",
-    runtime_root: Annotated[OptionalText, typer.Option(
-        "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-        help="state root of runc/crun (runc --root)")] = None,
+    engine: EngineOption = "auto",
+    runtime_root: RuntimeRootOption = None,
     state_dir: Annotated[str, typer.Option(
         "--state-dir", envvar="SYSCONTAINER_STATE_DIR",
         help="where saved per-container resources live")] = "/var/lib/syscontainer-tools",
-    debug: Annotated[bool, typer.Option(
-        "--debug", help="debug logging, tracebacks on errors")] = False,
-    log: Annotated[OptionalText, typer.Option("--log", help="also log to this file")] = None,
+    debug: DebugOption = False,
+    log: LogOption = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "text",
     version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=show_version("syscontainer-tools"),
