@@ -100,16 +100,21 @@ def merge_hooks(spec: dict[str, Any], wanted: dict[str, list[dict[str, Any]]]) -
         hooks[stage] = kept + entries
 
 
+def read_json_object(path: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ToolError when it cannot be read or is no object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ToolError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} is not a JSON object")
+    return data
+
+
 def read_config(bundle: str) -> tuple[str, dict[str, Any]]:
     config = os.path.join(bundle, "config.json")
-    try:
-        with open(config, encoding="utf-8") as f:
-            spec = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ToolError(f"cannot read {config}: {err}") from None
-    if not isinstance(spec, dict):
-        raise ToolError(f"{config} is not a JSON object")
-    return config, spec
+    return config, read_json_object(config)
 
 
 def patch_bundle(bundle: str, bindir: str, **kw: Any) -> str:

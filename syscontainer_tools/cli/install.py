@@ -107,15 +107,8 @@ def _install_wrapper(engine: str, bindir: str, dest: str | None, default: bool,
         raise ToolError(f"{hookspec.WRAPPER} is not in {bindir}", hint="give --bindir")
     if engine == "docker":
         target = os.path.join(dest, "daemon.json") if dest else hookspec.DOCKER_DAEMON_JSON
-        current: dict[str, Any] = {}
-        if os.path.exists(target):
-            try:
-                with open(target, encoding="utf-8") as f:
-                    current = json.load(f)
-            except (OSError, ValueError) as err:
-                raise ToolError(f"cannot read {target}: {err}") from None
-            if not isinstance(current, dict):
-                raise ToolError(f"{target} is not a JSON object")
+        current: dict[str, Any] = (hookspec.read_json_object(target)
+                                   if os.path.exists(target) else {})
         hookspec.write_json(target, hookspec.merge_docker_daemon_json(current, bindir,
                                                                        default=default, **kw))
         typer.echo(f"Install docker runtime {hookspec.WRAPPER} ({target}) done. Restart "
