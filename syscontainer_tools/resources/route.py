@@ -65,7 +65,7 @@ def _request(ctr_net: IPRoute, spec: RouteSpec) -> dict[str, Any]:
 
 def _add(ctr_net: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
     """Add one route; False if it was there already (``exist_ok``)."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink.error_type()
 
     req = _request(ctr_net, spec)
     try:
@@ -82,7 +82,7 @@ def _add(ctr_net: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
 
 def _delete(ctr_net: IPRoute, spec: RouteSpec) -> None:
     """Delete one route; already gone (or its device gone) is done."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink.error_type()
 
     try:
         req = _request(ctr_net, spec)
