@@ -43,7 +43,7 @@ class AffinityGovernor:
         self._opens = self._switches = self._last_pid = 0
 
     def register_thread(self) -> None:
-        """Called once on each libfuse worker (and the main thread)."""
+        """Called once on each FUSE worker (and the main thread)."""
         tid = threading.get_native_id()
         with self._lock:
             self._tids.add(tid)

@@ -217,6 +217,12 @@ class CgroupReader:
             return None
         return Cgroup(mount, path, v2)
 
+    def pressure(self, m: Membership, resource: str) -> str | None:
+        """``<resource>.pressure`` of the process's v2 cgroup; None for the root or no v2."""
+        if self.hier.v2 is None or m.v2 is None or m.v2 == "/":
+            return None
+        return Cgroup(self.hier.v2, m.v2, True).read(f"{resource}.pressure")
+
     # -- memory --------------------------------------------------------------
 
     def memory(self, m: Membership) -> Memory | None:

@@ -63,7 +63,7 @@ def _global(
     lxcfs_dir: str = typer.Option(None, "--lxcfs-dir", envvar="LXCFS_DIR",
                                   help="lxcfs directory (default: $LXCFS_DIR, else /var/lib/lxc/lxcfs)"),
     engine: str = typer.Option("auto", "--engine", envvar="SYSCONTAINER_ENGINE",
-                               help="auto, isula, docker, podman, runc or crun"),
+                               help="auto, isula, docker, podman, containerd, runc or crun"),
     runtime_root: str = typer.Option(None, "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
                                      help="state root of runc/crun (runc --root)"),
     debug: bool = typer.Option(False, "--debug", help="debug logging, tracebacks on errors"),
@@ -143,14 +143,19 @@ def _inspect(candidate: Any) -> Any:
         return None      # gone between the listing and now
 
 
-def containers_with_lxcfs(directory: str) -> list[Any]:
+def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
     """Every running container of the selected engine(s) that has lxcfs mounts
-    on the view's targets, live or stale (read from /proc/PID/mountinfo)."""
+    on the view's targets, live or stale (read from /proc/PID/mountinfo);
+    with ``wired`` also those wired for lxcfs without any mounts (see
+    ``lxcfs_toolkit.wired``: a record the hook left, or the hook in its config)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from syscontainer_tools.engines import Engine, list_all
 
     from . import mounts
+    from . import wired as wiring
+
+    records = wiring.recorded(directory) if wired else set()
 
     candidates = list_all(Engine.parse(_options.engine), _options.runtime_root)
     if not candidates:
@@ -161,6 +166,9 @@ def containers_with_lxcfs(directory: str) -> list[Any]:
     out = []
     for container in found:
         if container is None or not container.running:
+            continue
+        if wired and (container.id in records or wiring.hooked(container.spec, directory)):
+            out.append(container)
             continue
         try:
             if mounts.container_lxcfs_mounts(container.pid, directory):
@@ -243,10 +251,18 @@ def remount(
         ref = _selection(target, all_, container_id)
         directory = _directory()
         dmn = mounts.wait_daemon(directory, _seconds(wait, "--wait"))
-        containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
+        containers = (containers_with_lxcfs(directory, wired=True) if ref is None
+                      else [_find(ref)])
 
     def one(container: Any, pidfd: int) -> str:
+        from . import wired
+
         report = mounts.mount_into(container, pidfd, dmn)
+        try:
+            wired.record(container, directory)
+        except OSError as err:
+            log.warning("container %s: cannot record it as wired for lxcfs: %s",
+                        container.id, err)
         for warning in report.warnings:
             log.warning("container %s: %s", container.id, warning)
         log.info("container %s: mounted %s, replaced %s, live %s", container.id,

@@ -48,6 +48,7 @@ from lxcfs_toolkit.views.diskstats import render_diskstats, render_partitions
 from lxcfs_toolkit.views.inputs import CpuSet
 from lxcfs_toolkit.views.loadavg import render_loadavg
 from lxcfs_toolkit.views.meminfo import render_meminfo
+from lxcfs_toolkit.views.pressure import RESOURCES, render_pressure
 from lxcfs_toolkit.views.stat import render_stat
 from lxcfs_toolkit.views.swaps import render_swaps
 from lxcfs_toolkit.views.uptime import render_uptime
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "diskstats", "swaps", "loadavg", "partitions")
 CPU_ONLINE = "/sys/devices/system/cpu/online"
-FILES = {f"/proc/{name}": name for name in PROC_FILES} | {CPU_ONLINE: "cpu_online"}
+FILES = {**{f"/proc/{name}": name for name in PROC_FILES}, CPU_ONLINE: "cpu_online"}
 DIRS = {
     "/": ("proc", "sys"),
     "/proc": PROC_FILES,
@@ -65,6 +66,18 @@ DIRS = {
     "/sys/devices/system": ("cpu",),
     "/sys/devices/system/cpu": ("online",),
 }
+# /proc/pressure/* only where the host has PSI (CONFIG_PSI, not psi=0)
+PRESSURE_FILES = {f"/proc/pressure/{r}": f"pressure_{r}" for r in RESOURCES}
+
+
+def tree(proc: str = "/proc") -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """(directories, files) the mount shows, for a host with this /proc."""
+    dirs, files = dict(DIRS), dict(FILES)
+    if os.path.isdir(os.path.join(proc, "pressure")):
+        dirs["/proc"] = (*PROC_FILES, "pressure")
+        dirs["/proc/pressure"] = RESOURCES
+        files.update(PRESSURE_FILES)
+    return dirs, files
 SIZE_FLOOR = 64 << 10
 CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MHz" moves)
 
@@ -119,8 +132,9 @@ class LxcfsOperations:
                           "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
         file_attr = {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1,
                      "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
+        self.dirs, self.files = tree(proc)
         self._file_attrs = {path: {**file_attr, "st_size": self._size_bound(path)}
-                            for path in FILES}
+                            for path in self.files}
         self._renderers: dict[str, Callable[[Membership, int, int | None, int], bytes]] = {
             "meminfo": self._meminfo,
             "cpuinfo": self._cpuinfo_view,
@@ -131,6 +145,7 @@ class LxcfsOperations:
             "swaps": self._swaps,
             "loadavg": self._loadavg,
             "cpu_online": self._cpu_online,
+            **{f"pressure_{r}": self._pressure_view(r) for r in RESOURCES},
         }
 
     # -- fusepy entry points -------------------------------------------------
@@ -148,8 +163,7 @@ class LxcfsOperations:
         A container's view is never larger than the host's own file, so four
         times the host's size (at least 64 KiB) bounds it; read() and splice
         both end at the real end of the rendering."""
-        host = (self.cpu_online_path if FILES[path] == "cpu_online"
-                else os.path.join(self.proc, path.removeprefix("/proc/")))
+        host = self._host_path(self.files[path])
         try:
             with open(host, "rb") as f:
                 size = len(f.read())
@@ -157,24 +171,41 @@ class LxcfsOperations:
             size = 0
         return max(SIZE_FLOOR, (4 * size + 4095) // 4096 * 4096)
 
+    def _host_path(self, kind: str) -> str:
+        if kind == "cpu_online":
+            return self.cpu_online_path
+        if kind.startswith("pressure_"):
+            return os.path.join(self.proc, "pressure", kind[len("pressure_"):])
+        return os.path.join(self.proc, kind)
+
+    def host(self, kind: str) -> bytes:
+        """The host's own file ``kind`` (virtualisation off: SIGUSR2)."""
+        data = read_bytes(self._host_path(kind))
+        if data is None:
+            raise FuseError(errno.EIO)
+        return data
+
+    def attr(self, path: str) -> dict[str, int]:
+        return self.getattr(path)
+
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
         attr = self._file_attrs.get(path)
         if attr is not None:
             return attr
-        if path in DIRS:
+        if path in self.dirs:
             return self._dir_attr
         raise FuseError(errno.ENOENT)
 
     def readdir(self, path: str, fh: Any) -> list[str]:
-        entries = DIRS.get(path)
+        entries = self.dirs.get(path)
         if entries is None:
-            raise FuseError(errno.ENOTDIR if path in FILES else errno.ENOENT)
+            raise FuseError(errno.ENOTDIR if path in self.files else errno.ENOENT)
         return [".", "..", *entries]
 
     def open(self, path: str, fi: Any) -> int:
-        kind = FILES.get(path)
+        kind = self.files.get(path)
         if kind is None:
-            raise FuseError(errno.EISDIR if path in DIRS else errno.ENOENT)
+            raise FuseError(errno.EISDIR if path in self.dirs else errno.ENOENT)
         if fi.flags & os.O_ACCMODE != os.O_RDONLY:
             raise FuseError(errno.EACCES)
         fh = next(self._fh)
@@ -298,6 +329,12 @@ class LxcfsOperations:
 
     def _partitions(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         return render_partitions(self.reader.io(m), self._host("partitions"))
+
+    def _pressure_view(self, resource: str) -> Callable[[Membership, int, int | None, int], bytes]:
+        def view(m: Membership, pid: int, init: int | None, reader: int) -> bytes:
+            return render_pressure(self.reader.pressure(m, resource),
+                                   self.host(f"pressure_{resource}"))
+        return view
 
     def _loadavg(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         tids = self.reader.tasks(m)

@@ -52,6 +52,7 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
 
     directory = mounts.lxcfs_dir(directory)
     container = Container.from_oci_state(state)  # "creating" (runc's prestart) counts as running
+    _record(container, directory)   # wired, view or not: remount all gives it the view later
     try:
         dmn = mounts.daemon(directory)
     except mounts.NotAnswering as err:
@@ -68,6 +69,16 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
     lines += [f"container {container.id}: {path} already live" for path in report.live]
     lines += [f"container {container.id}: {w}" for w in report.warnings]
     return lines
+
+
+def _record(container: object, directory: str) -> None:
+    from . import wired
+
+    try:
+        wired.record(container, directory)
+    except OSError as err:
+        log.warning("cannot record container %s as wired for lxcfs: %s",
+                    getattr(container, "id", "?"), err)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,9 +47,11 @@ FSTYPE = "fuse.lxcfs"
 PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "diskstats", "partitions", "swaps",
               "loadavg")
 SYS_FILES = ("sys/devices/system/cpu/online",)
+# served only where the host has PSI; a daemon without them (C lxcfs < 7) is fine
+PRESSURE_FILES = ("proc/pressure/cpu", "proc/pressure/io", "proc/pressure/memory")
 # lxcfs file (relative to the lxcfs directory) -> where it goes in the container
 FILE_TARGETS = tuple((f"proc/{name}", f"/proc/{name}") for name in PROC_FILES) + tuple(
-    (rel, "/" + rel) for rel in SYS_FILES)
+    (rel, "/" + rel) for rel in SYS_FILES + PRESSURE_FILES)
 _STALE_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)
 _MAX_STACK = 8   # stale mounts stacked on one target that we unmount at most
 PROBE_TIMEOUT = 5.0  # seconds a daemon has to answer one read
@@ -427,21 +429,38 @@ def prestart(directory: str) -> list[str]:
       ``/var/lib/lxcfs``) is left alone: binding it on itself would hide or
       leak those; lxcfs-hook and remount do not need the shared parent.
     """
+    from . import handover
+
     lines: list[str] = []
-    try:
-        daemon(directory)
-    except NotAnswering:
-        pass
-    else:
+    top = top_mount(read_mountinfo(), directory)
+    held = handover.read_state(directory).get("dev")
+    if (top is not None and top.fstype == FSTYPE and held is not None and top.dev == held
+            and handover.daemon_running(directory)):
         raise ToolError(f"an lxcfs daemon already answers at {directory}",
                         hint="stop it before running prestart")
-    for _ in range(_MAX_STACK):
+    if top is not None and top.fstype == FSTYPE and held is not None and top.dev == held:
+        # a restart: systemd's fd store or the keeper holds the connection and
+        # the next daemon takes it over (serve detaches it if it is dead)
+        lines.append(f"left the lxcfs mount at {directory} in place: its connection is "
+                     "kept for the next daemon")
+        directory_ready = True
+    else:
+        directory_ready = False
+        try:
+            daemon(directory)
+        except NotAnswering:
+            pass
+        else:
+            raise ToolError(f"an lxcfs daemon already answers at {directory}",
+                            hint="stop it before running prestart")
+    for _ in range(0 if directory_ready else _MAX_STACK):
         top = top_mount(read_mountinfo(), directory)
         if top is None or not top.fstype.startswith("fuse"):
             break
         syscalls.umount(directory, syscalls.MNT_DETACH)
         lines.append(f"detached the stale {top.fstype} mount at {directory}")
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if not directory_ready:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
     parent = os.path.dirname(directory)
     if parent == "/":
         raise ToolError(f"{directory}: the lxcfs directory needs a parent other than /")
@@ -466,3 +485,4 @@ def prestart(directory: str) -> list[str]:
     else:
         lines.append(f"{parent} is already a shared mount")
     return lines
+

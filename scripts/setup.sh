@@ -22,6 +22,28 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Docker and containerd for tests/system/test_docker.py and test_containerd.py,
+# which start private daemons of their own: the packages' own services must
+# not start (a host dockerd would add a bridge and iptables rules), so they
+# are installed under a policy-rc.d that forbids starting services.
+ENGINE_PKGS=(docker.io containerd)
+missing=()
+for p in "${ENGINE_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo "setup.sh: installing ${missing[*]} (services not started)"
+    export DEBIAN_FRONTEND=noninteractive
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+elif [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: not installing ${missing[*]}: /usr/sbin/policy-rc.d exists (its tests skip)" >&2
+fi
 # The Debian lxcfs package may start its own daemon at /var/lib/lxcfs; the
 # tests never touch it, but nothing here needs it either.
 

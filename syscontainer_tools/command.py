@@ -16,15 +16,23 @@ from .errors import ToolError
 
 log = logging.getLogger(__name__)
 
-KEEP_ENV = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "CONTAINER_HOST", "DOCKER_HOST",
-            "ISULAD_HOST", "OVS_RUNDIR")
+# What the engine CLIs read to find their daemon (CONTRACT: passed through)
+KEEP_ENV = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "OVS_RUNDIR",
+            # docker CLI
+            "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH", "DOCKER_API_VERSION",
+            # podman (remote) and iSulad
+            "CONTAINER_HOST", "CONTAINER_CONNECTION", "CONTAINERS_CONF", "ISULAD_HOST",
+            # containerd's ctr
+            "CONTAINERD_ADDRESS", "CONTAINERD_NAMESPACE")
 
 
 def clean_env() -> dict[str, str]:
     """The caller's PATH and the few variables engines read; C locale."""
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return env | {"LC_ALL": "C"}
+    env["LC_ALL"] = "C"
+    return env
 
 
 def last_line(text: str) -> str:

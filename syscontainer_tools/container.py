@@ -31,6 +31,7 @@ class Container:
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     pid_start: int | None = None  # /proc/PID/stat start time of ``pid`` when it was looked up
     runtime_root: str | None = None
+    runtime: str | None = None    # the OCI runtime program the engine starts it with, if known
 
     @property
     def running(self) -> bool:

@@ -25,7 +25,8 @@ def _hook(bindir: str, program: str, args: list[str]) -> dict[str, Any]:
 
 
 def stages(bindir: str = "/usr/bin", *, lxcfs: bool = True, log_dir: str | None = None,
-           state_dir: str | None = None) -> dict[str, list[dict[str, Any]]]:
+           state_dir: str | None = None,
+           lxcfs_dir: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """{stage: [hook, ...]} wiring syscontainer-hooks (and lxcfs-hook)."""
 
     def sc(stage: str) -> dict[str, Any]:
@@ -39,6 +40,8 @@ def stages(bindir: str = "/usr/bin", *, lxcfs: bool = True, log_dir: str | None 
     prestart = [sc("prestart")]
     if lxcfs:
         args = ["--log", os.path.join(log_dir, "lxcfs-hook.log")] if log_dir else []
+        if lxcfs_dir:
+            args += ["--lxcfs-dir", lxcfs_dir]
         prestart.append({**_hook(bindir, "lxcfs-hook", args), "timeout": TIMEOUTS["prestart"]})
     return {"prestart": prestart, "poststop": [sc("poststop")]}
 
@@ -85,18 +88,93 @@ def write_json(path: str, data: Any) -> None:
         raise
 
 
-def patch_bundle(bundle: str, bindir: str, **kw: Any) -> str:
-    """Merge the hooks into a runc/crun bundle's config.json (idempotent)."""
+def merge_hooks(spec: dict[str, Any], wanted: dict[str, list[dict[str, Any]]]) -> None:
+    """Add ``wanted`` ({stage: [hook]}) to an OCI spec's hooks, replacing
+    earlier entries of the same programs (idempotent)."""
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        hooks = spec["hooks"] = {}
+    for stage, entries in wanted.items():
+        ours = {e["path"] for e in entries}
+        kept = [h for h in hooks.get(stage) or [] if h.get("path") not in ours]
+        hooks[stage] = kept + entries
+
+
+def read_config(bundle: str) -> tuple[str, dict[str, Any]]:
     config = os.path.join(bundle, "config.json")
     try:
         with open(config, encoding="utf-8") as f:
             spec = json.load(f)
     except (OSError, ValueError) as err:
         raise ToolError(f"cannot read {config}: {err}") from None
-    hooks = spec.setdefault("hooks", {})
-    for stage, entries in stages(bindir, **kw).items():
-        ours = {e["path"] for e in entries}
-        kept = [h for h in hooks.get(stage, []) if h.get("path") not in ours]
-        hooks[stage] = kept + entries
+    if not isinstance(spec, dict):
+        raise ToolError(f"{config} is not a JSON object")
+    return config, spec
+
+
+def patch_bundle(bundle: str, bindir: str, **kw: Any) -> str:
+    """Merge the hooks into a runc/crun bundle's config.json (idempotent)."""
+    config, spec = read_config(bundle)
+    merge_hooks(spec, stages(bindir, **kw))
     write_json(config, spec)
     return config
+
+
+# Engines that take no OCI hooks run the wrapper syscontainer-runc instead of
+# runc; it adds the hooks above at every create (see wrapper.py).
+WRAPPER = "syscontainer-runc"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
+WRAPPER_CONFIG = "/etc/syscontainer-tools/runc.json"
+
+
+def wrapper_settings(*, lxcfs: bool = True, log_dir: str | None = None,
+                     state_dir: str | None = None, lxcfs_dir: str | None = None,
+                     runtime: str = "runc") -> dict[str, Any]:
+    """The wrapper's runc.json (for containerd and CRI-O, which pass it no arguments)."""
+    out: dict[str, Any] = {"runtime": runtime, "lxcfs": lxcfs, "log_dir": log_dir or ""}
+    if state_dir:
+        out["state_dir"] = state_dir
+    if lxcfs_dir:
+        out["lxcfs_dir"] = lxcfs_dir
+    return out
+
+
+def wrapper_args(**kw: Any) -> list[str]:
+    """The same settings as the wrapper's leading options (Docker's runtimeArgs)."""
+    return [f"--sc-{k.replace('_', '-')}={int(v) if isinstance(v, bool) else v}"
+            for k, v in wrapper_settings(**kw).items()]
+
+
+def docker_runtime(bindir: str = "/usr/bin", **kw: Any) -> dict[str, Any]:
+    """The ``runtimes`` entry of Docker's daemon.json."""
+    return {WRAPPER: {"path": os.path.join(bindir, WRAPPER), "runtimeArgs": wrapper_args(**kw)}}
+
+
+def merge_docker_daemon_json(current: dict[str, Any], bindir: str, *, default: bool = False,
+                             **kw: Any) -> dict[str, Any]:
+    out = dict(current)
+    out["runtimes"] = {**(current.get("runtimes") or {}), **docker_runtime(bindir, **kw)}
+    if default:
+        out["default-runtime"] = WRAPPER
+    return out
+
+
+def containerd_toml(bindir: str = "/usr/bin", handler: str = "syscontainer") -> str:
+    """containerd (config version 2): a CRI runtime handler that runs the
+    wrapper as the runc shim's binary.  Pods opt in through a RuntimeClass
+    with this handler; ``handler="runc"`` wires every pod instead."""
+    table = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}'
+    return (f"# merge into /etc/containerd/config.toml, then restart containerd;\n"
+            f"# the wrapper reads its settings from {WRAPPER_CONFIG}\n"
+            f"version = 2\n\n[{table}]\n  runtime_type = \"io.containerd.runc.v2\"\n\n"
+            f"[{table}.options]\n  BinaryName = \"{os.path.join(bindir, WRAPPER)}\"\n")
+
+
+def crio_conf(bindir: str = "/usr/bin", handler: str = "syscontainer") -> str:
+    """CRI-O drop-in: a runtime handler that is the wrapper (CRI-O also reads
+    OCI hooks from hooks.d, as podman does: install-hooks --engine podman)."""
+    return (f"# /etc/crio/crio.conf.d/50-syscontainer-runc.conf; the wrapper reads its\n"
+            f"# settings from {WRAPPER_CONFIG}\n"
+            f"[crio.runtime.runtimes.{handler}]\n"
+            f"runtime_path = \"{os.path.join(bindir, WRAPPER)}\"\n"
+            f"runtime_type = \"oci\"\nruntime_root = \"/run/{handler}\"\n")

@@ -83,7 +83,7 @@ def show_version(prog: str) -> Callable[[bool], None]:
 def _global(
     engine: Annotated[str, typer.Option(
         "--engine", envvar="SYSCONTAINER_ENGINE",
-        help="auto, isula, docker, podman, runc or crun")] = "auto",
+        help="auto, isula, docker, podman, containerd, runc or crun")] = "auto",
     runtime_root: Annotated[OptionalText, typer.Option(
         "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
         help="state root of runc/crun (runc --root)")] = None,
@@ -155,11 +155,10 @@ UpdateConfigOnly = Annotated[bool, typer.Option(
 
 def report(outcome: Outcome, ref: str) -> None:
     """Print a changing command's result lines, and say when the container
-    was not running (the change is saved and applied when it starts)."""
+    was not running (the change is saved; whether it is applied when the
+    container starts depends on the hooks being wired)."""
     echo_lines(outcome.lines)
-    if outcome.saved_only:
-        typer.echo(f"Container {ref} is not running: the change is saved and applied "
-                   "when it starts.", err=True)
+    not_running_note(outcome.container, ref)
 
 
 def show(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *, fmt: str,
@@ -176,6 +175,22 @@ def echo_lines(lines: Iterable[str]) -> None:
     for line in lines:
         typer.echo(line)
         log.info("%s", line)
+
+
+def not_running_note(container: Any, ref: str) -> None:
+    if container.running:
+        return
+    from .. import wiring
+
+    wired = wiring.of(container)
+    if wired.prestart:
+        typer.echo(f"Container {ref} is not running: the change is saved and applied "
+                   "when it starts.", err=True)
+    else:
+        typer.echo(f"Container {ref} is not running: the change is saved, but it is NOT "
+                   f"applied when it starts: {wired.how}.", err=True)
+        if wired.fix:
+            typer.echo(f"Hint: to wire it: {wired.fix}", err=True)
 
 
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *,

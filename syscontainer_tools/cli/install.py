@@ -1,7 +1,10 @@
-"""install-hooks: put the hook specs where each engine looks.
+"""install-hooks: put the hook specs where each engine looks (the hook program
+itself is syscontainer_tools/hooks.py).
 
-(The hook program itself is syscontainer_tools/hooks.py.)
-"""
+isula, podman (and CRI-O's hooks.d), runc and crun run OCI hooks; docker and
+containerd do not, so for them the runtime wrapper syscontainer-runc is
+registered (docker's daemon.json) or its configuration printed (containerd's
+config.toml is TOML: it is merged by hand)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ import json
 import os
 import shutil
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from . import OptionalText, app, handles
 
-ENGINES = ("isula", "podman", "runc", "crun")
+ENGINES = ("isula", "podman", "runc", "crun")      # "all"
+WRAPPED = ("docker", "containerd")                  # only when named
 
 
 def _default_bindir() -> str:
@@ -30,13 +34,15 @@ def _default_bindir() -> str:
 @handles("install hooks")
 def install_hooks(
     engine: Annotated[str, typer.Option(
-        "--engine", help="isula, podman, runc, crun or all")] = "all",
+        "--engine", help="isula, podman, runc, crun, all (those four), docker or "
+                         "containerd")] = "all",
     bindir: Annotated[OptionalText, typer.Option(
         "--bindir", help="where syscontainer-hooks and lxcfs-hook are installed (default: "
                          "next to this program)")] = None,
     dest: Annotated[OptionalText, typer.Option(
-        "--dest", help="write the isula spec / podman hooks.d files here instead of the "
-                       "engine's default location")] = None,
+        "--dest", help="write the isula spec / podman hooks.d files / docker daemon.json / "
+                       "the wrapper's runc.json here instead of the engine's default "
+                       "location")] = None,
     bundle: Annotated[OptionalText, typer.Option(
         "--bundle", help="runc/crun: merge the hooks into this bundle's config.json (else "
                          "print the snippet)")] = None,
@@ -47,8 +53,15 @@ def install_hooks(
     hook_state_dir: Annotated[OptionalText, typer.Option(
         "--hook-state-dir", help="pass --state-dir to syscontainer-hooks (default: the hooks' "
                                  "own default)")] = None,
+    lxcfs_dir: Annotated[OptionalText, typer.Option(
+        "--lxcfs-dir", help="pass --lxcfs-dir to lxcfs-hook (default: the hook's own "
+                            "default)")] = None,
+    default_runtime: Annotated[bool, typer.Option(
+        "--default-runtime", help="docker: also make syscontainer-runc the default "
+                                  "runtime")] = False,
 ) -> None:
-    """Install the OCI hook specs: isulad --hook-spec file, podman hooks.d, runc config.json.
+    """Install the OCI hook specs (isulad --hook-spec file, podman hooks.d, runc
+    config.json) or register the runtime wrapper syscontainer-runc (docker, containerd).
 
     Needs root to write the engines' default locations.
 
@@ -58,10 +71,15 @@ def install_hooks(
     from ..errors import SpecError
 
     chosen = ENGINES if engine == "all" else (engine,)
-    if any(e not in ENGINES for e in chosen):
-        raise SpecError(f"--engine must be one of {', '.join(ENGINES)} or all, not {engine!r}")
-    kw = {"lxcfs": lxcfs, "log_dir": log_dir or None, "state_dir": hook_state_dir or None}
+    if any(e not in ENGINES + WRAPPED for e in chosen):
+        raise SpecError(f"--engine must be one of {', '.join(ENGINES + WRAPPED)} or all, "
+                        f"not {engine!r}")
+    kw = {"lxcfs": lxcfs, "log_dir": log_dir or None, "state_dir": hook_state_dir or None,
+          "lxcfs_dir": lxcfs_dir or None}
     bindir = os.path.abspath(bindir or _default_bindir())
+    if engine in WRAPPED:
+        _install_wrapper(engine, bindir, dest, default_runtime, kw)
+        return
     for name in chosen:
         if name == "isula":
             target = os.path.join(dest, "hookspec.json") if dest else hookspec.ISULAD_SPEC
@@ -78,3 +96,33 @@ def install_hooks(
             typer.echo(f"Install {name} hooks ({config}) done.")
         elif engine != "all":
             typer.echo(json.dumps(hookspec.runc_hooks(bindir, **kw), indent=4))
+
+
+def _install_wrapper(engine: str, bindir: str, dest: str | None, default: bool,
+                     kw: dict[str, Any]) -> None:
+    from .. import hookspec
+    from ..errors import ToolError
+
+    if not os.path.exists(os.path.join(bindir, hookspec.WRAPPER)):
+        raise ToolError(f"{hookspec.WRAPPER} is not in {bindir}", hint="give --bindir")
+    if engine == "docker":
+        target = os.path.join(dest, "daemon.json") if dest else hookspec.DOCKER_DAEMON_JSON
+        current: dict[str, Any] = {}
+        if os.path.exists(target):
+            try:
+                with open(target, encoding="utf-8") as f:
+                    current = json.load(f)
+            except (OSError, ValueError) as err:
+                raise ToolError(f"cannot read {target}: {err}") from None
+            if not isinstance(current, dict):
+                raise ToolError(f"{target} is not a JSON object")
+        hookspec.write_json(target, hookspec.merge_docker_daemon_json(current, bindir,
+                                                                       default=default, **kw))
+        typer.echo(f"Install docker runtime {hookspec.WRAPPER} ({target}) done. Restart "
+                   f"dockerd, then: docker run --runtime {hookspec.WRAPPER} ...")
+        return
+    target = os.path.join(dest, "runc.json") if dest else hookspec.WRAPPER_CONFIG
+    hookspec.write_json(target, hookspec.wrapper_settings(**kw))
+    typer.echo(f"Install {hookspec.WRAPPER} settings ({target}) done. Add to containerd's "
+               f"config.toml (or run ctr run --runc-binary {os.path.join(bindir, hookspec.WRAPPER)}):")
+    typer.echo(hookspec.containerd_toml(bindir), nl=False)

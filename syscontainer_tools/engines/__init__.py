@@ -2,8 +2,13 @@
 
 Every engine module provides
 
-* ``list_argv(runtime_root) -> list[str]``: a cheap listing command,
+* ``list_argv(runtime_root) -> list[str]``: a cheap listing command
+  (or ``list_local``, which reads the listing without a subprocess and
+  returns None when it cannot),
 * ``parse_list(stdout) -> list[Candidate]``: its ids and names,
+  (or, where one listing is not enough -- containerd lists per namespace --
+  ``list_argvs(runtime_root, auto) -> list[list[str]]``, which may skip
+  itself under ``auto``, and ``parse_list(stdout, argv)``),
 * ``inspect(candidate, runtime_root) -> Container``: the full record.
 
 ``find()`` runs the listings of all selected engines at once, matches the
@@ -37,12 +42,13 @@ class Engine(TextEnum):
     ISULA = "isula"
     DOCKER = "docker"
     PODMAN = "podman"
+    CONTAINERD = "containerd"
     RUNC = "runc"
     CRUN = "crun"
 
     @property
     def binary(self) -> str:
-        return self.value
+        return "ctr" if self is Engine.CONTAINERD else self.value
 
     @property
     def module(self) -> ModuleType:
@@ -63,6 +69,7 @@ class Candidate:
     id: str
     name: str
     engine: Engine
+    namespace: str = ""         # containerd's namespace; "" for the others
 
 
 def engines_for(selected: Engine) -> list[Engine]:
@@ -78,19 +85,28 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
     an explicitly selected engine that fails is an error."""
     engines = engines_for(selected)
     if not engines:
-        raise ToolError("no container engine found (isula, docker, podman, runc or crun)")
+        raise ToolError("no container engine found "
+                        "(isula, docker, podman, containerd, runc or crun)")
     procs = []
+    by_engine: dict[Engine, list[Candidate]] = {}
     for engine in engines:
-        argv = engine.module.list_argv(engine, runtime_root)
-        log.debug("+ %s", " ".join(argv))
-        try:
-            procs.append((engine, argv, subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=clean_env())))
-        except OSError as err:
-            if selected is not Engine.AUTO:
-                raise ToolError(f"cannot run {argv[0]}: {err.strerror}") from None
-    found: list[Candidate] = []
+        module = engine.module
+        local = getattr(module, "list_local", None)
+        listed = local(engine, runtime_root) if local else None
+        if listed is not None:  # read from the runtime's own files: no CLI spawned
+            by_engine[engine] = listed
+            continue
+        argvs = (module.list_argvs(engine, runtime_root, selected is Engine.AUTO)
+                 if hasattr(module, "list_argvs") else [module.list_argv(engine, runtime_root)])
+        for argv in argvs:
+            log.debug("+ %s", " ".join(argv))
+            try:
+                procs.append((engine, argv, subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=clean_env())))
+            except OSError as err:
+                if selected is not Engine.AUTO:
+                    raise ToolError(f"cannot run {argv[0]}: {err.strerror}") from None
     for engine, argv, proc in procs:
         try:
             out, errout = proc.communicate(timeout=60)
@@ -103,8 +119,11 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
                 raise ToolError(f"{' '.join(argv)} failed: {msg[-1] if msg else proc.returncode}")
             log.debug("skipping %s: %s", engine.value, msg[-1] if msg else proc.returncode)
             continue
-        found.extend(engine.module.parse_list(engine, out.decode(errors="replace")))
-    return found
+        text = out.decode(errors="replace")
+        by_engine.setdefault(engine, []).extend(
+            engine.module.parse_list(engine, text, argv) if hasattr(engine.module, "list_argvs")
+            else engine.module.parse_list(engine, text))
+    return [c for engine in engines for c in by_engine.get(engine, [])]
 
 
 def match(ref: str, candidates: list[Candidate]) -> list[Candidate]:
@@ -127,7 +146,8 @@ def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None
         raise NotFound(f"container {ref!r} not found"
                        + ("" if engine is Engine.AUTO else f" in {engine.value}"))
     if len(hits) > 1:
-        listed = ", ".join(f"{c.id} ({c.engine.value}{', ' + c.name if c.name != c.id else ''})"
+        listed = ", ".join(f"{c.id} ({c.engine.value}{', ' + c.name if c.name != c.id else ''}"
+                           f"{', namespace ' + c.namespace if c.namespace else ''})"
                            for c in hits)
         raise ToolError(f"container {ref!r} is ambiguous: {listed}",
                         hint="give a longer id prefix or --engine")

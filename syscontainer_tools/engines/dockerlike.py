@@ -29,6 +29,9 @@ def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
     out = []
     for line in stdout.splitlines():
         cid, _, names = line.strip().partition("\t")
+        cid = cid.strip()          # isula pads every field to its column's width
+        if cid.split()[:1] in (["ID"], ["CONTAINER"]):
+            continue               # a table header (a "table ..." format prints one)
         if cid:
             # docker lists several names comma-separated; a leading "/" is legacy
             name = names.split(",")[0].strip().lstrip("/") or cid
@@ -43,8 +46,13 @@ def run_inspect(argv: list[str], ref: str) -> dict[str, Any]:
         if "no such" in msg.lower() or "not found" in msg.lower():
             raise NotFound(f"container {ref!r} not found in {argv[0]}")
         raise ToolError(f"{' '.join(argv)} failed: {msg}")
+    return parse_inspect(argv, proc.stdout)
+
+
+def parse_inspect(argv: list[str], stdout: str) -> dict[str, Any]:
+    """The one record of an ``inspect`` (a JSON array of one object)."""
     try:
-        data = json.loads(proc.stdout)
+        data = json.loads(stdout)
     except ValueError as err:
         raise ToolError(f"{' '.join(argv)} printed no JSON: {err}") from None
     if isinstance(data, list):

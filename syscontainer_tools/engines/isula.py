@@ -1,12 +1,18 @@
 """iSulad's ``isula`` (not run for real here: no iSulad on the test machines).
 
-Follows the documented CLI: ``isula ps -a --no-trunc --format`` and
-``isula inspect``, whose JSON has docker's shape.  The OCI config lives in the
-engine's per-container directory, which depends on the runtime (lcr or runc).
+Follows the documented CLI: ``isula ps -a --no-trunc --format`` (iSulad pads
+each field to its column's width, so fields are stripped) and ``isula
+inspect``, whose JSON has docker's shape; the parsers are tested against
+output recorded from iSulad's documentation (tests/data/isula).  The OCI
+config lives in the engine's per-container directory, which depends on the
+runtime (lcr or runc): the directory the record's own files (ResolvConfPath,
+HostsPath, LogPath) are in, else the default engine directories.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 from ..container import Container
@@ -25,9 +31,18 @@ def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
 
 
 def _bundles(data: dict[str, Any]) -> list[str]:
-    return [f"{d}/{data.get('Id')}" for d in ENGINE_DIRS]
+    cid = str(data.get("Id"))
+    own = []
+    for key in ("ResolvConfPath", "HostsPath", "LogPath"):
+        path = str(data.get(key) or "")
+        directory = os.path.dirname(path)
+        if path.startswith("/") and os.path.basename(directory) == cid and directory not in own:
+            own.append(directory)
+    return own + [f"{d}/{cid}" for d in ENGINE_DIRS if f"{d}/{cid}" not in own]
 
 
 def inspect(candidate: Candidate, runtime_root: str | None) -> Container:
     data = dockerlike.run_inspect(["isula", "inspect", candidate.id], candidate.id)
-    return dockerlike.container_from_inspect(Engine.ISULA, data, _bundles)
+    container = dockerlike.container_from_inspect(Engine.ISULA, data, _bundles)
+    runtime = str((data.get("HostConfig") or {}).get("Runtime") or "") or None
+    return dataclasses.replace(container, runtime=runtime)

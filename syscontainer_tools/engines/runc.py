@@ -1,8 +1,11 @@
-"""runc and crun: found through their own CLI (``list``, ``state``).
+"""runc and crun: found through their own state files, else their CLI.
 
-Both keep no names, so a container's name is its id.  The OCI spec is read
-from the bundle's config.json.  runc records its init's start time in its
-state.json, which is compared with the live process before anything enters it.
+Both keep no names, so a container's name is its id.  The listing and the
+state are read from the runtime's root directory (``runstate``), as the CLI
+itself reads them; where that layout is not the known one, ``runc list`` /
+``runc state`` (or crun's) answer instead.  The OCI spec is read from the
+bundle's config.json.  runc records its init's start time in its state.json,
+which is compared with the live process before anything enters it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from .. import command
 from ..container import Container, load_spec, start_time_or_none
 from ..errors import NotFound, ToolError
-from . import Candidate, Engine
+from . import Candidate, Engine, runstate
 
 DEFAULT_ROOTS = {Engine.RUNC: "/run/runc", Engine.CRUN: "/run/crun"}
 
@@ -32,7 +35,31 @@ def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
     return [Candidate(str(r["id"]), str(r["id"]), engine) for r in rows]
 
 
+def _root(engine: Engine, runtime_root: str | None) -> str | None:
+    return runtime_root or runstate.default_root(engine.value)
+
+
+def list_local(engine: Engine, runtime_root: str | None) -> list[Candidate] | None:
+    """The listing without spawning the CLI; None: ask the CLI (``list_argv``)."""
+    root = _root(engine, runtime_root)
+    ids = runstate.list_ids(engine.value, root) if root else None
+    if ids is None:
+        return None
+    return [Candidate(cid, cid, engine) for cid in ids]
+
+
 def state(engine: Engine, cid: str, runtime_root: str | None) -> dict[str, Any]:
+    """What ``<runtime> state CID`` prints (the fields used here), read from
+    the runtime's state directory when its layout is the known one."""
+    root = _root(engine, runtime_root)
+    if root:
+        local = runstate.read_state(engine.value, root, cid)
+        if local is not None:
+            return local
+    return cli_state(engine, cid, runtime_root)
+
+
+def cli_state(engine: Engine, cid: str, runtime_root: str | None) -> dict[str, Any]:
     argv = _base(engine, runtime_root) + ["state", cid]
     proc = command.run(argv, check=False)
     if proc.returncode != 0:

@@ -387,8 +387,22 @@ def test_stale_mount_is_detected_and_cleaned(mounts: dict[str, str], tmp_path: P
     second = None
     try:
         first.wait_up()
-        first.proc.kill()  # leaves the mount behind, answering ENOTCONN
+        from .test_lxcfs_hook import keepers
+
+        for _ in range(200):   # fully up: its keeper started (it logs "serving" after that)
+            if "serving lxcfs at" in (tmp_path / "log1").read_text():
+                break
+            time.sleep(0.05)
+        first.proc.kill()  # with its keeper: leaves the mount behind, answering ENOTCONN
         first.proc.wait()
+        pids = keepers(first.mnt)
+        assert pids, "the daemon started no keeper"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not keepers(first.mnt):
+                break
+            time.sleep(0.05)
         with pytest.raises(OSError) as err:
             os.listdir(first.mnt)
         assert err.value.errno == 107  # ENOTCONN

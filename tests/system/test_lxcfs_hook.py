@@ -61,7 +61,11 @@ class Daemon:
             return ["lxcfs", "-f", "-p", str(self.pidfile), self.directory]
         return [SERVER_PYTHON or sys.executable, "-m", "lxcfs_toolkit.server", self.directory]
 
+    def _servings(self) -> int:
+        return self.log.read_text(errors="replace").count("serving lxcfs at") if self.log.exists() else 0
+
     def start(self) -> None:
+        servings = self._servings()
         env = dict(os.environ)
         out = open(self.log, "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
@@ -72,7 +76,10 @@ class Daemon:
         while True:
             try:
                 mounts.daemon(self.directory)
-                return
+                # the Python daemon is fully up (its keeper started) once it says so
+                if self.kind == "c" or self._servings() > servings:
+                    return
+                raise mounts.NotAnswering("not fully up yet")
             except mounts.NotAnswering:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"{self.kind} lxcfs did not come up: "
@@ -80,11 +87,20 @@ class Daemon:
                 time.sleep(0.05)
 
     def kill(self) -> None:
-        """SIGKILL: the mount stays behind, stale (ENOTCONN)."""
+        """SIGKILL: the mount stays behind, stale (ENOTCONN).  The Python
+        daemon's keeper is killed too (else it keeps the connection for
+        the next daemon: test_lxcfs_restart.py tests that)."""
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(10)
         self.proc = None
+        for pid in keepers(self.directory):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not keepers(self.directory):
+                break
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """SIGTERM: the daemon unmounts itself."""
@@ -101,6 +117,17 @@ class Daemon:
             if top is None or not top.fstype.startswith("fuse"):
                 break
             syscalls.umount(self.directory, syscalls.MNT_DETACH)
+
+
+def keepers(directory: str) -> list[int]:
+    """Pids of the Python lxcfs keepers holding ``directory``'s connection."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"lxcfs_toolkit.handover" in cmd and os.fsencode(directory) in cmd:
+                pids.append(int(pid))
+    return pids
 
 
 @pytest.fixture(scope="module", params=["c", "python"])
@@ -283,16 +310,24 @@ def test_container_started_without_daemon_keeps_host_values(live: Env) -> None:
         live.daemon.stop()
     assert live.tool("prestart").returncode == 0
     live.daemon.start()
-    # remount all leaves containers without lxcfs alone ...
+    # remount all gives the view to containers wired for lxcfs (the hook ran
+    # for them) that started without it, and leaves unwired ones alone ...
+    plain = live.container("nohook", hook=False)
     proc = live.tool("remount", "all")
     assert proc.returncode == 0, proc.stderr
-    assert ctr.id not in proc.stdout
-    assert memtotal(ctr) == host_memtotal()
-    # ... a named one gets the view
-    proc = live.tool("remount", ctr.id)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"Remount lxcfs to container({ctr.id}) done."
+    assert f"Remount lxcfs to container({ctr.id}) done." in proc.stdout.splitlines()
+    assert plain.id not in proc.stdout
     assert memtotal(ctr) == MEMORY >> 10
+    assert memtotal(plain) == host_memtotal() and lxcfs_points(plain) == {}
+    # ... a named one gets the view, and is wired from then on
+    proc = live.tool("remount", plain.id)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"Remount lxcfs to container({plain.id}) done."
+    assert memtotal(plain) == MEMORY >> 10
+    assert live.tool("umount", plain.id).returncode == 0
+    proc = live.tool("remount", "all")
+    assert f"Remount lxcfs to container({plain.id}) done." in proc.stdout.splitlines()
+    assert memtotal(plain) == MEMORY >> 10
 
 
 def test_hung_daemon_does_not_hang_container_start(live: Env) -> None:
@@ -370,15 +405,22 @@ def test_umount_and_remount_one_container(live: Env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert memtotal(c1) == MEMORY >> 10
     assert mount_ids(c2) == c2_ids
-    # umount all takes every container's view; remount all then has nothing to do
+    # umount all takes every container's view; remount all puts it back into
+    # every wired one (their hook ran), also one whose mounts are all gone
+    plain = live.container("u3", hook=False)
     proc = live.tool("umount", "all")
     assert proc.returncode == 0, proc.stderr
     assert {f"Umount lxcfs from container({c.id}) done." for c in (c1, c2)} <= set(
         proc.stdout.splitlines())
     assert memtotal(c1) == memtotal(c2) == host_memtotal()
+    assert lxcfs_points(c1) == lxcfs_points(c2) == {}
     proc = live.tool("remount", "all")
-    assert proc.returncode == 0 and c1.id not in proc.stdout and c2.id not in proc.stdout
-    assert memtotal(c2) == host_memtotal()
+    assert proc.returncode == 0, proc.stderr
+    assert {f"Remount lxcfs to container({c.id}) done." for c in (c1, c2)} <= set(
+        proc.stdout.splitlines())
+    assert plain.id not in proc.stdout
+    assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
+    assert memtotal(plain) == host_memtotal() and lxcfs_points(plain) == {}
 
 
 def test_remount_all_fails_when_one_container_fails(live: Env) -> None:
@@ -547,3 +589,51 @@ def test_hook_exit_status_without_daemon(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert bad.stderr.startswith("Failed to mount lxcfs: the OCI state on stdin is not JSON")
+
+
+# --- the Python daemon: restart without errors, stop without dead mounts ----------------
+
+def _reader(ctr: Ctr) -> subprocess.Popen[str]:
+    """A loop of cat /proc/meminfo inside ``ctr`` until /tmp/stop exists; prints "reads errors"."""
+    script = ("i=0; e=0; while [ ! -e /tmp/stop ]; do "
+              "cat /proc/meminfo > /dev/null 2>&1 || e=$((e+1)); i=$((i+1)); done; echo $i $e")
+    return subprocess.Popen(["runc", "--root", ctr.root, "exec", ctr.id, "/bin/sh", "-c", script],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+
+
+def test_python_daemon_restart_is_invisible_and_stop_leaves_host_values(live: Env) -> None:
+    if live.daemon.kind != "python":
+        pytest.skip("C lxcfs has no handover (its restart is what remount all heals)")
+    c1, c2 = live.container("h1"), live.container("h2")
+    plain = live.container("hplain", hook=False)
+    readers = [_reader(c) for c in (c1, c2)]
+    time.sleep(1)
+    old = live.daemon.proc
+    assert old is not None
+    # restart: a second daemon takes the connection over, the first exits 0
+    live.daemon.start()
+    assert old.wait(20) == 0
+    time.sleep(0.5)
+    for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGUSR2, signal.SIGHUP):
+        live.daemon.proc.send_signal(sig)   # type: ignore[union-attr]
+        time.sleep(0.3)
+    for c in (c1, c2):
+        (c.rootfs / "tmp" / "stop").write_text("")
+    for r in readers:
+        reads, errors = map(int, r.communicate(timeout=60)[0].split())
+        assert errors == 0 and reads > 10, (reads, errors)
+    assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
+    # stop for good: no dead mount anywhere, the containers see the host's values
+    live.daemon.stop()
+    assert mounts.top_mount(mounts.read_mountinfo(), live.directory) is None
+    for c in (c1, c2):
+        assert lxcfs_points(c) == {}
+        assert memtotal(c) == host_memtotal()
+    assert memtotal(plain) == host_memtotal()
+    # back: remount all (the unit's ExecStartPost) gives the wired ones the view again
+    assert live.tool("prestart").returncode == 0
+    live.daemon.start()
+    proc = live.tool("remount", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
+    assert lxcfs_points(plain) == {}

@@ -1,4 +1,4 @@
-"""scripts/build-packages.sh: the wheel installs into a fresh venv and its four
+"""scripts/build-packages.sh: the wheel installs into a fresh venv and its
 programs run; the sdist carries what the spec installs; the RPM holds the
 programs (shebang /usr/bin/python3), the hook specs, the unit, completions,
 and its scriptlets prepare the directories."""
@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 # (no tomllib before Python 3.11)
 VERSION = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(),
                     re.MULTILINE).group(1)  # type: ignore[union-attr]
-PROGRAMS = ("syscontainer-tools", "syscontainer-hooks", "lxcfs-toolkit", "lxcfs-hook")
+PROGRAMS = ("syscontainer-tools", "syscontainer-hooks", "lxcfs-toolkit", "lxcfs-hook",
+            "syscontainer-runc")
 HAVE_RPMBUILD = shutil.which("rpmbuild") is not None
 needs_rpm = pytest.mark.skipif(not HAVE_RPMBUILD, reason="rpmbuild not installed")
 
@@ -106,6 +107,10 @@ def test_wheel_installs_into_a_fresh_venv(out, tmp_path):
     where = run([str(py), "-c", "import syscontainer_tools, lxcfs_toolkit; "
                  "print(syscontainer_tools.__file__); print(lxcfs_toolkit.__file__)"]).stdout
     assert all(line.startswith(str(venv)) for line in where.split()), where
+    # pip compiled the bytecode at install time: nothing compiles at start-up
+    tag = sys.implementation.cache_tag
+    for mod in ("syscontainer_tools/__pycache__/hooks", "lxcfs_toolkit/__pycache__/server"):
+        assert (Path(purelib) / f"{mod}.{tag}.pyc").is_file(), mod
     for prog in ("syscontainer-tools", "lxcfs-toolkit"):
         assert "Usage:" in run([str(venv / "bin" / prog), "--help"]).stdout
     # the hooks, given no OCI state on stdin, fail with their own message
@@ -116,6 +121,12 @@ def test_wheel_installs_into_a_fresh_venv(out, tmp_path):
                               timeout=60, cwd="/")
         assert proc.returncode == 1, (argv, proc.stderr)
         assert "OCI state" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    # the runtime wrapper passes a call straight to the runtime it is given
+    proc = subprocess.run([str(venv / "bin" / "syscontainer-runc"), "--sc-runtime=false",
+                           "state", "x"], capture_output=True, text=True, timeout=60, cwd="/",
+                          stdin=subprocess.DEVNULL, env={**os.environ,
+                                                         "SYSCONTAINER_RUNC_CONFIG": "/nonexistent"})
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
 
 @needs_rpm
 def test_rpm_file_list(rpm):
@@ -139,6 +150,11 @@ def test_rpm_file_list(rpm):
     assert any(f.endswith("/lxcfs_toolkit/cli.py") for f in site)
     assert any(f.endswith(".dist-info/entry_points.txt") for f in site)
     assert not any(f.endswith(("/RECORD", "/direct_url.json")) for f in site)
+    # bytecode ships in the package, for the build interpreter's tag
+    tag = sys.implementation.cache_tag
+    for mod in ("syscontainer_tools/__pycache__/hooks", "syscontainer_tools/cli/__pycache__/__init__",
+                "lxcfs_toolkit/__pycache__/server"):
+        assert any(f.endswith(f"/{mod}.{tag}.pyc") for f in site), mod
     configs = run(["rpm", "-qcp", str(rpm)]).stdout.split()
     assert "/var/lib/isulad/hooks/hookspec.json" in configs
 

@@ -59,3 +59,20 @@ def test_bad_oci_state(raw):
 
     with pytest.raises(ToolError):
         read_oci_state(io.StringIO(raw))
+
+
+def test_docker_daemon_json_matches_generator():
+    assert load("hooks/docker/daemon.json") == hookspec.merge_docker_daemon_json({}, "/usr/bin",
+                                                                                 **LOGS)
+
+
+def test_docker_daemon_json_merge_keeps_what_was_there():
+    current = {"log-level": "warn", "runtimes": {"kata": {"path": "/usr/bin/kata"}}}
+    merged = hookspec.merge_docker_daemon_json(current, "/opt/bin", default=True, lxcfs=False,
+                                               state_dir="/s")
+    assert merged["log-level"] == "warn" and merged["default-runtime"] == "syscontainer-runc"
+    assert merged["runtimes"]["kata"] == {"path": "/usr/bin/kata"}
+    assert merged["runtimes"]["syscontainer-runc"] == {
+        "path": "/opt/bin/syscontainer-runc",
+        "runtimeArgs": ["--sc-runtime=runc", "--sc-lxcfs=0", "--sc-log-dir=", "--sc-state-dir=/s"]}
+    assert current["runtimes"] == {"kata": {"path": "/usr/bin/kata"}}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit.server import ServeError, check_mountpoint, mount_entry
+from lxcfs_toolkit.server import check_mountpoint, mount_entry
+from syscontainer_tools.errors import ToolError
 
 MOUNTINFO = (
     "44 27 0:51 / /var/lib/lxc/lxcfs rw,nosuid - fuse.lxcfs lxcfs rw,user_id=0\n"
@@ -32,5 +33,5 @@ def test_check_mountpoint_creates_a_missing_directory(tmp_path: Path) -> None:
 def test_check_mountpoint_rejects_a_file(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("")
-    with pytest.raises(ServeError):
+    with pytest.raises(ToolError):
         check_mountpoint(str(f))

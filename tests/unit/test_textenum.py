@@ -25,7 +25,8 @@ def test_compares_and_hashes_as_str():
     assert NicType.ETH == "eth"
     assert {"eth": 1}[NicType.ETH] == 1
     assert Engine("podman") is Engine.PODMAN
-    assert [e.value for e in Engine] == ["auto", "isula", "docker", "podman", "runc", "crun"]
+    assert [e.value for e in Engine] == ["auto", "isula", "docker", "podman", "containerd",
+                                        "runc", "crun"]
 
 
 def test_logging_shows_the_value(caplog):
