@@ -10,7 +10,9 @@ NIC on a demo bridge with an address and a route, and a host directory; it
 shows the container's own /proc view, restarts the container to show that
 everything comes back, and tears everything down again.  Everything it makes
 lives under /run/scdemo (runc root, state dir, lxcfs dir, bundle, disk image)
-or is named ``scdemo*`` (bridge, veth), and the teardown removes exactly that.
+or is named ``scdemo*`` (bridge, veth), and the teardown removes exactly that,
+and the host directories the tools made on first use (HOST_DIRS) if the demo
+made them.
 ``--yes`` (or no terminal) runs without pausing between steps.
 """
 
@@ -42,6 +44,9 @@ APPLETS = ("sh", "ls", "cat", "sleep", "dd", "mount", "ip", "free", "nproc", "st
 ENV = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=str(BASE / "runc"),
            SYSCONTAINER_STATE_DIR=str(BASE / "state"), LXCFS_DIR=str(BASE / "lxcfs"))
 
+# made by the tools when first needed (netns pins, udev rules), deepest first
+HOST_DIRS = ("/run/syscontainer-tools/netns", "/run/syscontainer-tools", "/run/udev/rules.d")
+
 console = Console(highlight=False)
 
 
@@ -50,6 +55,7 @@ class Demo:
         self.pause = pause
         self.lxcfs: subprocess.Popen[bytes] | None = None
         self.loop: str | None = None
+        self.made_dirs = [d for d in HOST_DIRS if not os.path.lexists(d)]
 
     # --- narration -------------------------------------------------------------
     def step(self, title: str, text: str) -> None:
@@ -241,6 +247,9 @@ class Demo:
             subprocess.run(["umount", "-l", mnt], capture_output=True)
         if not mounts_under(BASE):
             shutil.rmtree(BASE, ignore_errors=True)
+        for d in self.made_dirs:  # only if empty: another user's pins or rules stay
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
         console.print()
         console.print("[bold]Torn down:[/] container, bridge, veth, loop device, lxcfs daemon "
                       f"and {BASE} are gone.")

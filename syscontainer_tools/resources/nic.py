@@ -156,10 +156,22 @@ def add_nic(container: Container, record: Record, nic: Nic, *, ref: str,
             with contextlib.ExitStack() as stack:
                 nic = h.plug(nic, stack, force=force, holder=holder)
                 stack.pop_all()
+            if nic.type is NicType.ETH and _runs_poststop(container):
+                # a live eth must outlive the container's processes: its netns
+                # is pinned now (not only at the next prestart) so that poststop
+                # can hand it back, also a virtual link that would die with it
+                netlink.pin(container, pidfd)
     elif not nic.host_name:
         nic = nic.replace(host_name=netlink.random_name("veth"))
     record.nics = record.nics + [nic]
     return [_added(ref, nic)]
+
+
+def _runs_poststop(container: Container) -> bool:
+    """Whether syscontainer-hooks runs at poststop for ``container``."""
+    from .. import wiring
+
+    return wiring.runs_poststop(container)
 
 
 def find_nic(record: Record, name: NicName, kind: NicType | None = None) -> Nic:

@@ -173,8 +173,14 @@ class BlkioCgroup:
             raise _weight_error(path, err) from None
 
     def _v2_weight(self, dev: str, value: int, path: str) -> None:
-        name = "io.weight" if os.path.exists(os.path.join(self.directory, "io.weight")) \
-            else "io.bfq.weight"
+        # io.weight exists whenever the io controller is on (it is blk-iocost's,
+        # inert unless iocost is enabled on the disk); BFQ reads io.bfq.weight
+        bfq = os.path.exists(os.path.join(self.directory, "io.bfq.weight"))
+        if bfq and (scheduler(path) == "bfq"
+                    or not os.path.exists(os.path.join(self.directory, "io.weight"))):
+            name = "io.bfq.weight"
+        else:
+            name = "io.weight"
         try:
             cgroup.write(self.directory, name, f"{dev} {value if value else 'default'}")
         except ToolError as err:

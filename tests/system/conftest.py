@@ -128,6 +128,81 @@ def write_config(bundle: Path, *, memory: int | None = None, cpus: str | None = 
     (bundle / "config.json").write_text(json.dumps(cfg, indent=1))
 
 
+# --- the host before and after the session ---------------------------------------
+
+# podman's cgroupfs parent for every podman container of the session: podman
+# puts the container's and conmon's cgroups under it (else under a shared
+# libpod_parent/ that podman never removes), and the session removes it
+PODMAN_CGROUP_PARENT = f"/{PREFIX}-podman"
+# host directories the tools make when they first need them (netns pins, udev
+# rules); the session removes those it made, once empty
+TOOL_DIRS = ("/run/syscontainer-tools/netns", "/run/syscontainer-tools", "/run/udev/rules.d",
+             "/run/netns")
+# where a leftover would show: every cgroup hierarchy's top and its libpod_parent/
+RUN_DIRS = ("/run", "/run/syscontainer-tools", "/run/syscontainer-tools/netns",
+            "/run/udev/rules.d", "/run/netns", "/var/lib/syscontainer-tools")
+# names another tool or another pytest session may make meanwhile (the host is
+# shared): only names this session could have made count as leftovers
+_OURS = ("libpod_parent", "conmon", "libpod-", "syscontainer-tools", "netns", "rules.d",
+         "99-syscontainer-tools-", "scdemo")
+
+
+def cgroup_mounts() -> list[str]:
+    """Mount points of every cgroup hierarchy (v1 and v2)."""
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                points.append(left.split()[4])
+    return points
+
+
+def remove_cgroup(path: str) -> None:
+    """rmdir cgroup ``path`` (absolute in the hierarchy) and all below it, in
+    every hierarchy; a cgroup with tasks stays (and shows as a leftover)."""
+    for mnt in cgroup_mounts():
+        top = Path(mnt) / path.lstrip("/")
+        if not top.is_dir():
+            continue
+        dirs = [Path(d) for d, _, _ in os.walk(top)]
+        for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def host_entries() -> set[str]:
+    entries: set[str] = set()
+    for mnt in cgroup_mounts():
+        for sub in (mnt, os.path.join(mnt, "libpod_parent")):
+            with contextlib.suppress(OSError):
+                entries.update(e.path for e in os.scandir(sub) if e.is_dir(follow_symlinks=False))
+    for d in RUN_DIRS:
+        with contextlib.suppress(OSError):
+            entries.update(e.path for e in os.scandir(d))
+    return entries
+
+
+def leftovers(before: set[str], after: set[str]) -> list[str]:
+    """Entries new since ``before`` that this session could have made."""
+    return sorted(e for e in after - before
+                  if PREFIX in e or os.path.basename(e).startswith(_OURS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_clean() -> Iterator[None]:
+    """Fails the session if it leaves a cgroup, a /run entry or a rule behind."""
+    before = host_entries()
+    made = [d for d in TOOL_DIRS if not os.path.lexists(d)]
+    yield
+    remove_cgroup(PODMAN_CGROUP_PARENT)
+    for d in made:  # deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+    left = leftovers(before, host_entries())
+    assert not left, f"the tests left these behind on the host: {left}"
+
+
 @pytest.fixture(scope="session")
 def runtime_root() -> Iterator[str]:
     root = f"/run/{PREFIX}-runc"

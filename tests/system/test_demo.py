@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +28,18 @@ def host_snapshot() -> dict[str, object]:
         "run": Path("/run/scdemo").exists(),
         "runc": Path("/run/scdemo/runc").exists(),
         "udev": sorted(p.name for p in Path("/run/udev/rules.d").glob("*scdemo*")),
+        # the directories the tools make on first use: gone again if the demo made them
+        "dirs": [d for d in ("/run/syscontainer-tools/netns", "/run/udev/rules.d")
+                 if os.path.lexists(d)],
     }
 
 
 def test_demo_runs_and_leaves_nothing_behind():
     before = host_snapshot()
+    dirs = before.pop("dirs")
     assert before == {"links": [], "loops": [], "mounts": [], "run": False, "runc": False,
                       "udev": []}
+    before["dirs"] = dirs
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--yes"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     out = proc.stdout + proc.stderr

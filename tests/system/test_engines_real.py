@@ -11,11 +11,12 @@ import pytest
 from syscontainer_tools.engines import Engine, find, list_all
 from syscontainer_tools.errors import NotFound
 
-from .conftest import PREFIX, make_rootfs
+from .conftest import PODMAN_CGROUP_PARENT, PREFIX, make_rootfs
 
 pytestmark = pytest.mark.system
 
-PODMAN_RUN = ["podman", "--runtime", "runc", "run", "-d", "--ulimit", "nofile=1024:1024",
+PODMAN_RUN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "-d",
+              "--cgroup-parent", PODMAN_CGROUP_PARENT, "--ulimit", "nofile=1024:1024",
               "--ulimit", "nproc=1024:1024", "--network", "none"]
 
 
@@ -33,7 +34,8 @@ def podman_ctr(tmp_path_factory):
         pytest.skip(f"podman cannot start a container here: {proc.stderr.strip()}")
     cid = proc.stdout.strip()
     yield name, cid, str(rootfs)
-    subprocess.run(["podman", "rm", "-f", "-t", "0", cid], capture_output=True, check=False)
+    subprocess.run(["podman", "--cgroup-manager", "cgroupfs", "rm", "-f", "-t", "0", cid],
+                   capture_output=True, check=False)
 
 
 def test_podman_by_name_prefix_and_auto(podman_ctr):

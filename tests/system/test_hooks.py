@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PREFIX, run
+from .conftest import PODMAN_CGROUP_PARENT, PREFIX, run
 
 pytestmark = pytest.mark.system
 
@@ -204,8 +204,10 @@ def test_podman_hooks_d(tmp_path, state_dir, rootfs_template):
     rootfs = tmp_path / "rootfs"
     shutil.copytree(rootfs_template, rootfs, symlinks=True)
     name = f"{PREFIX}-pmhook"
-    podman = ["podman", "--runtime", "runc", "--hooks-dir", str(hooks_d)]
-    r = run([*podman, "run", "-d", "--name", name, "--network", "none", "--ulimit",
+    podman = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
+              "--hooks-dir", str(hooks_d)]
+    r = run([*podman, "run", "-d", "--name", name, "--cgroup-parent", PODMAN_CGROUP_PARENT,
+             "--network", "none", "--ulimit",
              "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--rootfs", str(rootfs),
              "/bin/sleep", "100000"], check=False)
     if r.returncode != 0:
@@ -220,7 +222,7 @@ def test_podman_hooks_d(tmp_path, state_dir, rootfs_template):
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == f"Add path ({share}) to container({name},/mnt/p) done."
         run([*podman, "restart", "-t", "0", name])
-        out = run(["podman", "exec", name, "cat", "/mnt/p/f"], check=False)
+        out = run([*podman, "exec", name, "cat", "/mnt/p/f"], check=False)
         assert out.stdout == "via podman\n", out.stderr
     finally:
-        run(["podman", "rm", "-f", "-t", "0", name], check=False)
+        run([*podman, "rm", "-f", "-t", "0", name], check=False)

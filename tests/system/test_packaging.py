@@ -171,6 +171,53 @@ def test_rpm_scripts(rpm):
 
 
 @needs_rpm
+def test_rpm_requires_the_python_it_was_built_for(rpm):
+    requires = run(["rpm", "-qpR", str(rpm)]).stdout.split("\n")
+    abi = f"python(abi) = {sys.version_info[0]}.{sys.version_info[1]}"
+    assert abi in requires
+    site = [f for f in run(["rpm", "-qlp", str(rpm)]).stdout.split() if "/site-packages/" in f]
+    assert all(f.startswith(f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}/")
+               for f in site)
+
+
+@needs_rpm
+@pytest.mark.parametrize("isula_root", ["/var/lib/isulad", "/var/lib/sctgraph/isulad", None])
+def test_rpm_post_puts_the_hook_spec_under_isulads_root(rpm, tmp_path, isula_root):
+    """The real %post, run in a private mount namespace with a tmpfs on
+    /var/lib (the host's stays untouched) and an ``isula`` that answers
+    ``info`` as iSulad does: a non-default root gets the hook spec too; the
+    default root, or no iSulad, changes nothing."""
+    post = run(["rpm", "-qp", "--qf", "%{POSTIN}", str(rpm)]).stdout
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    if isula_root:
+        isula = fakebin / "isula"
+        isula.write_text("#!/bin/sh\n[ \"$1\" = info ] || exit 1\n"
+                         "printf 'Containers: 0\\n Running: 0\\n'\n"
+                         f"printf 'iSulad Root Dir: {isula_root}\\nTotal Memory: 1 GB\\n'\n")
+        isula.chmod(0o755)
+    (tmp_path / "post.sh").write_text(post)
+    spec = (REPO / "hookspec.json").read_text()
+    (tmp_path / "hookspec.json").write_text(spec)
+    script = f"""set -e
+mount -t tmpfs sctpost /var/lib
+mkdir -p /var/lib/isulad/hooks
+cp {tmp_path}/hookspec.json /var/lib/isulad/hooks/hookspec.json
+PATH={fakebin}:/usr/sbin:/usr/bin:/sbin:/bin sh {tmp_path}/post.sh
+find /var/lib -name hookspec.json | sort
+for f in $(find /var/lib -name hookspec.json); do cmp "$f" {tmp_path}/hookspec.json; done
+"""
+    proc = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
+    found = proc.stdout.split("\n")
+    expect = ["/var/lib/isulad/hooks/hookspec.json"]
+    if isula_root == "/var/lib/sctgraph/isulad":
+        expect = ["/var/lib/isulad/hooks/hookspec.json",
+                  "/var/lib/sctgraph/isulad/hooks/hookspec.json"]
+        assert f"iSulad Root Dir is {isula_root}" in proc.stdout
+    assert [line for line in found if line.startswith("/")] == expect
+
+
+@needs_rpm
 def test_rpm_payload_runs(rpm, tmp_path):
     """Unpacked, the programs say /usr/bin/python3, the packaged code imports
     and answers --help, and the hook specs are the repository's."""

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The VM test lane: boot a stock Debian kernel under qemu with virtme-ng (pure
+# cgroup v2, every controller on) and run a pytest selection inside it.  The
+# exit status is pytest's in the guest; its output (names of failing tests and
+# their output) is printed here.
+#
+#   scripts/vm-lane.sh [options] [--] [PYTEST ARGS...]      (default: tests/vm)
+#     --init plain|systemd   the guest's init: virtme-ng's own (default) or systemd
+#     --cgroup v2|hybrid     pure v2, every controller on (default), or the native
+#                            host's layout: v1 controllers plus an empty v2 mount
+#     --root DIR             guest root: / (the host's, read-only with overlays;
+#                            default) or a distribution tree (tests/vm/mkroot.sh)
+#     --kernel VMLINUZ       kernel image; default: Debian's linux-image-amd64,
+#                            unpacked into .vm/kernel (tests/vm/fetch-kernel.sh);
+#                            with --root, the newest DIR/boot/vmlinuz-*
+#     --python PY            python in the guest (default: this worktree's .venv,
+#                            or DIR/opt/sctvm/venv with --root)
+#     --timeout SECONDS      give up on the guest after this long (default 2400,
+#                            or SYSCONTAINER_VM_TIMEOUT)
+#     --name NAME            label for the log lines (default: the kernel version)
+# Environment: SYSCONTAINER_VM_TIME_SCALE (how much slower waits in the tests
+# may be; default 10 under emulation, 2 with KVM).
+# (in braces: bash reads it all before running it, so an edit during a run is harmless)
+{
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+init=plain root=/ kernel="" python="" name="" cgroup=v2
+timeout_s=${SYSCONTAINER_VM_TIMEOUT:-2400}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --init) init=$2; shift 2 ;;
+        --cgroup) cgroup=$2; shift 2 ;;
+        --root) root=$2; shift 2 ;;
+        --kernel) kernel=$2; shift 2 ;;
+        --python) python=$2; shift 2 ;;
+        --timeout) timeout_s=$2; shift 2 ;;
+        --name) name=$2; shift 2 ;;
+        --) shift; break ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || set -- tests/vm
+say() { echo "vm-lane${name:+ [$name]}: $*" >&2; }
+die() { say "$*"; exit 2; }
+
+case "$init" in plain|systemd) ;; *) die "--init must be plain or systemd, not '$init'" ;; esac
+case "$cgroup" in v2|hybrid) ;; *) die "--cgroup must be v2 or hybrid, not '$cgroup'" ;; esac
+[ "$(id -u)" -eq 0 ] || die "run as root (the tests in the guest need root)"
+
+QEMU=$(command -v qemu-system-x86_64 || true)
+[ -n "$QEMU" ] || die "no qemu: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
+
+[ -x .venv/bin/python ] || die "no .venv: run scripts/setup.sh first"
+if [ ! -x .venv/bin/vng ]; then
+    say "installing virtme-ng into .venv"
+    .venv/bin/python -m pip install -q virtme-ng >&2 || die "pip could not install virtme-ng"
+fi
+export PATH="$REPO/.venv/bin:$PATH"   # vng runs virtme-run from its own bin
+
+if [ "$root" != / ]; then
+    root=$(cd "$root" && pwd) || die "no root directory $root"
+    [ -x "$root/bin/sh" ] || die "$root is not a root file system (no bin/sh)"
+    if [ -z "$kernel" ]; then
+        kernel=$(ls -1 "$root"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
+        [ -n "$kernel" ] || die "no kernel image: $root/boot has no vmlinuz-* (tests/vm/mkroot.sh installs one)"
+    fi
+    python=${python:-/opt/sctvm/venv/bin/python}
+    [ -x "$root$python" ] || die "no python $python in $root"
+else
+    if [ -z "$kernel" ]; then
+        kernel=$(tests/vm/fetch-kernel.sh "$REPO/.vm/kernel") \
+            || die "no kernel image: could not fetch Debian's linux-image-amd64 (or pass --kernel)"
+    fi
+    python=${python:-$REPO/.venv/bin/python}
+fi
+[ -r "$kernel" ] || die "no kernel image: $kernel does not exist"
+kver=$(basename "$kernel"); kver=${kver#vmlinuz-}
+name=${name:-$kver}
+
+accel=(--disable-kvm)
+scale_default=10
+if [ -w /dev/kvm ] && grep -qE '^flags.* (vmx|svm)( |$)' /proc/cpuinfo; then
+    accel=()
+    scale_default=2
+fi
+export SYSCONTAINER_VM_TIME_SCALE=${SYSCONTAINER_VM_TIME_SCALE:-$scale_default}
+
+run_id="sctvm$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+out="$REPO/.vm/runs/$run_id"
+mkdir -p "$out"
+cleanup() { rm -rf "$out"; }
+trap cleanup EXIT
+
+# a scratch disk with a real DOS partition table (virtio-blk in the guest, vda)
+disk="$out/disk.img"
+truncate -s 256M "$disk"
+printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
+
+args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G)
+# a distribution root sees the worktree at its own path (read-only), then the
+# run's directory inside it (writable)
+gout=$out
+if [ "$root" != / ]; then
+    gout=/opt/sctvm/out
+    mkdir -p "$root$gout" "$root$REPO"
+    args+=(--root "$root" --rodir "$REPO=$REPO")
+fi
+args+=(--rwdir "$gout=$out" --disk "$disk"
+      # a real PCI NIC whose only peer is an empty hub: no traffic leaves the guest
+      "--qemu-opts=-netdev hubport,id=${run_id}n,hubid=7 -device virtio-net-pci,netdev=${run_id}n,mac=52:54:00:5c:70:01")
+# udev would load these for qemu's emulated extras; each costs seconds under TCG
+# and none is used by the tests
+skip_mods=kvm_amd,kvm_intel,kvm,ccp,irqbypass,crct10dif_pclmul,crc32_pclmul,ghash_clmulni_intel
+skip_mods+=,sha512_ssse3,sha256_ssse3,sha1_ssse3,aesni_intel,sr_mod,cdrom,iTCO_wdt,intel_pmc_bxt
+skip_mods+=,iTCO_vendor_support,evdev,psmouse,pcspkr,serio_raw,ahci,libahci,libata,i2c_i801
+skip_mods+=,lpc_ich,i2c_smbus,button,joydev,snd_pcsp,intel_rapl_msr,intel_rapl_common
+args+=(--append "modprobe.blacklist=$skip_mods")
+[ "$init" = systemd ] && args+=(--systemd)
+guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
+guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
+for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
+args+=(--exec "$guest_cmd")
+
+say "booting $kernel (${accel[*]:-kvm}, init $init, cgroup $cgroup, root $root) for: $*"
+t0=$(date +%s)
+# vng, virtme-run and qemu in a session of their own: whatever ends this
+# script (a timeout, ^C, CI) ends the guest too
+set +e
+setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null &
+vpid=$!
+trap 'kill -TERM -- -$vpid 2>/dev/null; cleanup' EXIT
+trap 'exit 130' INT TERM HUP
+wait "$vpid"
+vrc=$?
+set -e
+dt=$(( $(date +%s) - t0 ))
+if [ "$vrc" -eq 124 ] || [ "$vrc" -eq 137 ]; then
+    say "guest timeout: no result after ${timeout_s}s (raise --timeout / SYSCONTAINER_VM_TIMEOUT; TCG is slow)"
+    say "lane duration ${dt}s"
+    exit 124
+fi
+if [ ! -s "$out/rc" ]; then
+    say "the guest ended (vng status $vrc) without running the tests to the end"
+    say "lane duration ${dt}s"
+    exit 3
+fi
+rc=$(cat "$out/rc")
+say "pytest in the guest exited $rc; lane duration ${dt}s"
+exit "$rc"
+exit
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A Debian root for the VM lane (issue 14: the suite with the distribution's own
+# python3 and kernel), made with debootstrap from Debian's archive:
+#   tests/vm/mkroot.sh SUITE DIR        e.g. bullseye .vm/roots/bullseye
+# It holds the distribution's kernel (DIR/boot/vmlinuz-*, its modules in
+# DIR/lib/modules), the packages the tests use, and a venv at
+# DIR/opt/sctvm/venv made by that python3 (the PyPI dependencies installed by
+# chroot here: the guest has no network).  The package itself is not copied:
+# a .pth file points the venv at the worktree, which the guest sees at the same
+# path (scripts/vm-lane.sh --root DIR).  Run again to refresh the venv.
+set -euo pipefail
+suite=${1:?usage: mkroot.sh SUITE DIR}
+dir=${2:?usage: mkroot.sh SUITE DIR}
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+say() { echo "mkroot [$suite]: $*" >&2; }
+
+command -v debootstrap >/dev/null || { say "debootstrap is not installed (apt-get install debootstrap)"; exit 2; }
+case "$suite" in
+    bullseye|bookworm) fuse2=libfuse2 ;;
+    *) fuse2=libfuse2t64 ;;
+esac
+pkgs=linux-image-amd64,python3,python3-venv,runc,busybox-static,iproute2,fuse3,$fuse2,udev,kmod
+pkgs+=,util-linux,fdisk,procps,ca-certificates,systemd-sysv,dbus
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+if [ ! -x "$dir/usr/bin/python3" ] || [ ! -e "$dir/.sctvm-bootstrapped" ]; then
+    say "debootstrap into $dir (takes minutes)"
+    debootstrap --variant=minbase --include="$pkgs" "$suite" "$dir" "$mirror" >"$dir.debootstrap.log" 2>&1 || {
+        say "debootstrap failed; the end of $dir.debootstrap.log:"; tail -20 "$dir.debootstrap.log" >&2; exit 1; }
+    touch "$dir/.sctvm-bootstrapped"
+fi
+# the kernel's modules indexed for modprobe in the guest
+for m in "$dir"/lib/modules/*; do depmod -b "$dir" "$(basename "$m")"; done
+ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || { say "no kernel in $dir/boot"; exit 1; }
+
+deps=$(cd "$REPO" && python3 - <<'PY'
+import re
+text = open("pyproject.toml").read()
+block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+deps = re.findall(r'"([^"]+)"', block)
+test = re.search(r"^test = \[(.*?)\]", text, re.M | re.S).group(1)
+# what the tests import (not the linters and build tools)
+deps += [d for d in re.findall(r'"([^"]+)"', test)
+         if re.split("[<>=]", d)[0] not in ("ruff", "mypy", "build", "wheel")]
+print(" ".join(deps))
+PY
+)
+say "venv with $(chroot "$dir" python3 --version) and: $deps"
+chroot "$dir" sh -c "[ -x /opt/sctvm/venv/bin/python ] || python3 -m venv /opt/sctvm/venv"
+# the host's pip (whatever index it is set up for) fetches wheels for that
+# python3; pip in the chroot installs them with no index
+pyver=$(chroot "$dir" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+wheels="$dir/opt/sctvm/wheels"
+mkdir -p "$wheels"
+binary=() sdist=()
+for d in $deps; do
+    case "$d" in fusepy*) sdist+=("$d") ;; *) binary+=("$d") ;; esac
+done
+"$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
+    --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform linux_x86_64 "${binary[@]}" setuptools wheel \
+    exceptiongroup tomli typing_extensions importlib_resources zipp >&2   # markers are judged by the host's python
+# fusepy is published as a source archive only
+[ ${#sdist[@]} -eq 0 ] || "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --no-deps \
+    --no-binary=:all: "${sdist[@]}" >&2
+chroot "$dir" /opt/sctvm/venv/bin/python -m pip install -q --disable-pip-version-check \
+    --no-index --find-links /opt/sctvm/wheels $deps >&2
+site=$(chroot "$dir" /opt/sctvm/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$REPO" > "$dir$site/syscontainer-tools-worktree.pth"
+# the console scripts the tests and hooks call, as pip would write them
+for spec in syscontainer-tools=syscontainer_tools.cli:main syscontainer-hooks=syscontainer_tools.hooks:main \
+            lxcfs-toolkit=lxcfs_toolkit.cli:main lxcfs-hook=lxcfs_toolkit.hook:main; do
+    name=${spec%%=*} target=${spec#*=}
+    printf '#!/opt/sctvm/venv/bin/python\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' \
+        "${target%%:*}" "${target##*:}" "${target##*:}" > "$dir/opt/sctvm/venv/bin/$name"
+    chmod +x "$dir/opt/sctvm/venv/bin/$name"
+done
+mkdir -p "$dir$REPO"
+say "ready: $(ls "$dir"/boot/vmlinuz-* | tail -1)"

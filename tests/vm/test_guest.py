@@ -1,0 +1,37 @@
+"""The guest is what the lane promises: a stock kernel, pure cgroup v2 with
+every controller on, loadable modules, a virtio disk with a DOS table, a NIC."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from tests.system.conftest import run
+from tests.vm.conftest import DISK, NIC
+
+pytestmark = __import__("pytest").mark.system
+
+
+def test_pure_cgroup_v2_with_every_controller() -> None:
+    assert os.statvfs("/sys/fs/cgroup")
+    mounts = [ln.split() for ln in Path("/proc/self/mounts").read_text().splitlines()]
+    assert [m[2] for m in mounts if m[1] == "/sys/fs/cgroup"] == ["cgroup2"]
+    assert not [m for m in mounts if m[2] == "cgroup"], "a cgroup v1 hierarchy is mounted"
+    on = set(Path("/sys/fs/cgroup/cgroup.subtree_control").read_text().split())
+    assert {"cpuset", "cpu", "io", "memory", "pids"} <= on
+
+
+def test_stock_kernel_loads_modules() -> None:
+    assert "amd64" in platform.release() or os.environ.get("SYSCONTAINER_VM_KERNEL_ANY")
+    run(["modprobe", "dummy"])
+    assert Path("/sys/module/dummy").exists()
+
+
+def test_virtio_disk_has_dos_partitions_and_nic_is_pci() -> None:
+    assert DISK, "no virtio disk in the guest"
+    name = os.path.basename(DISK)
+    parts = sorted(p.name for p in Path(f"/sys/block/{name}").glob(f"{name}[0-9]*"))
+    assert parts == [f"{name}1", f"{name}2"]
+    assert NIC, "no virtio-net NIC in the guest"
+    assert "virtio" in os.path.realpath(f"/sys/class/net/{NIC}/device/driver")
