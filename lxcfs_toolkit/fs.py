@@ -1,11 +1,8 @@
 """The FUSE filesystem: find the reader, read its cgroups, call a view.
 
-fusepy calls ``LxcfsOperations(op, *args)``. The class deliberately does
-not inherit ``fuse.Operations``: fusepy registers every operation the object
-has, and each registered operation costs a trip through ctypes and Python
-per request. Without flush, access, opendir or releasedir, libfuse and the
-kernel answer those themselves (the kernel stops sending FLUSH after the
-first ENOSYS).
+The FUSE loop (``fuseloop.py``) calls ``LxcfsOperations(op, *args)`` for
+the requests it serves; what it does not serve gets ENOSYS, and the kernel
+stops sending FLUSH after the first one.
 
 Reading: the read at offset 0 renders the file for the calling process and
 keeps the bytes with the open file; reads at offset > 0 slice that same
@@ -83,7 +80,7 @@ CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MH
 
 
 class FuseError(OSError):
-    """An errno for the kernel (fusepy turns any OSError into -errno)."""
+    """An errno for the kernel (the FUSE loop turns any OSError into -errno)."""
 
     def __init__(self, err: int) -> None:
         super().__init__(err, os.strerror(err))
@@ -98,7 +95,7 @@ class _Handle:
 
 
 class LxcfsOperations:
-    use_ns = True  # tell fusepy we speak nanosecond timestamps
+    use_ns = True  # timestamps in nanoseconds
 
     def __init__(
         self,
@@ -148,7 +145,7 @@ class LxcfsOperations:
             **{f"pressure_{r}": self._pressure_view(r) for r in RESOURCES},
         }
 
-    # -- fusepy entry points -------------------------------------------------
+    # -- FUSE loop entry points ----------------------------------------------
 
     def __call__(self, op: str, *args: Any) -> Any:
         return getattr(self, op)(*args)

@@ -42,9 +42,9 @@ fi
 
 if command -v apt-get >/dev/null; then
     pm=apt
-    # run time: fusepy loads libfuse.so.2, mounts need fusermount (fuse3);
+    # run time: /dev/fuse and its tools (fuse3; the daemon speaks FUSE itself);
     # ip, modprobe, udevadm, nsenter/losetup, ps
-    RUN_PKGS=(libfuse2 fuse3 iproute2 kmod udev util-linux procps python3-venv)
+    RUN_PKGS=(fuse3 iproute2 kmod udev util-linux procps python3-venv)
     DEMO_PKGS=(runc busybox-static)
     # docker.io, containerd: tests/system/test_docker.py, test_containerd.py start
     # private daemons of their own

@@ -212,8 +212,10 @@ def reapply(container: Container, store: StateStore) -> list[str]:
         if record.nics or record.routes:
             from .resources import nic, route
             nic.pin_netns(container)
-            done += nic.reapply(container, pidfd, record)
-            done += route.reapply(container, pidfd, record)
+            # one pair of netlink handles (one fork into the namespace) for both
+            with nic.live_netns(container, pidfd) as handles:
+                done += nic.reapply(container, pidfd, record, handles)
+                done += route.reapply(container, pidfd, record, handles.ctr_net)
     return done
 
 

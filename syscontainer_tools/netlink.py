@@ -25,6 +25,7 @@ import shutil
 import signal
 import string
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -64,12 +65,67 @@ def random_name(prefix: str, length: int = 10) -> str:
     return prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(length))
 
 
+# --- importing pyroute2 ----------------------------------------------------
+
+def _light_pyroute2() -> None:
+    """Let ``pyroute2.*`` submodules import without the package's ``__init__``.
+
+    ``import pyroute2`` (or of any of its submodules) runs the package's
+    ``__init__``, which imports every pyroute2 API -- conntrack, IPDB, NDB,
+    nftables, wireguard, ... -- about half of a hook's run time with two
+    NICs.  The tools need ``pyroute2.iproute.linux`` and
+    ``pyroute2.netlink.exceptions`` only.  So the package is registered as a
+    plain namespace (its ``__path__``) first; whoever then asks it for a name
+    the package itself defines (``from pyroute2 import IPRoute``, as the tests
+    do) gets the real ``__init__`` run at that moment (PEP 562)."""
+    if "pyroute2" in sys.modules:
+        return
+    import importlib
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return  # the ordinary import then says what is wrong
+    pkg = types.ModuleType("pyroute2")
+    pkg.__spec__ = spec
+    pkg.__loader__ = spec.loader
+    pkg.__file__ = spec.origin
+    pkg.__package__ = "pyroute2"
+    pkg.__path__ = list(spec.submodule_search_locations)
+    loader = spec.loader
+
+    def full(name: str) -> Any:
+        if name.startswith("__") and name != "__version__":
+            raise AttributeError(name)
+        if importlib.util.find_spec(f"pyroute2.{name}") is not None:
+            # a submodule (``from pyroute2 import config``, as pyroute2 does)
+            return importlib.import_module(f"pyroute2.{name}")
+        if pkg.__dict__.pop("__getattr__", None) is not None:
+            loader.exec_module(pkg)
+        try:
+            return pkg.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'pyroute2' has no attribute {name!r}") from None
+
+    pkg.__getattr__ = full  # type: ignore[method-assign]
+    sys.modules["pyroute2"] = pkg
+
+
+def error_type() -> Any:
+    """pyroute2's ``NetlinkError`` (imported on first use)."""
+    _light_pyroute2()
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return NetlinkError
+
+
 # --- errors ---------------------------------------------------------------
 
 @contextlib.contextmanager
 def failing(what: str) -> Iterator[None]:
     """Turn a netlink failure inside the block into ``ToolError("what: reason")``."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = error_type()
 
     try:
         yield
@@ -81,7 +137,8 @@ def failing(what: str) -> Iterator[None]:
 
 def host() -> IPRoute:
     """A netlink handle in the tool's own (the host's) network namespace."""
-    from pyroute2 import IPRoute
+    _light_pyroute2()
+    from pyroute2.iproute.linux import IPRoute
 
     return IPRoute()
 
@@ -90,7 +147,8 @@ def in_netns(nsfd: int) -> IPRoute:
     """A netlink handle inside the network namespace ``nsfd`` refers to.
 
     ``flags=0``: pyroute2 would otherwise create a namespace that is missing."""
-    from pyroute2 import IPRoute
+    _light_pyroute2()
+    from pyroute2.iproute.linux import IPRoute
 
     return IPRoute(netns=nsfd, flags=0)
 
@@ -146,7 +204,7 @@ def link_index(ipr: IPRoute, name: str) -> int | None:
 
 def link(ipr: IPRoute, name: str) -> Any | None:
     """The RTM_NEWLINK message of the link called ``name``, or None."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = error_type()
 
     try:
         msgs = ipr.get_links(ifname=name)
@@ -237,7 +295,7 @@ def global_addrs(ipr: IPRoute, index: int) -> list[str]:
 
 def set_mac(ipr: IPRoute, name: str, mac: str) -> None:
     """Set a MAC; a driver that refuses a live change gets it while down."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = error_type()
 
     index = lookup(ipr, name)
     try:

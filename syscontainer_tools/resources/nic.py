@@ -70,7 +70,7 @@ def _same_address(a: str, b: str) -> bool:
     return bool(a and b) and ipaddress.ip_interface(a).ip == ipaddress.ip_interface(b).ip
 
 
-class _Netns:
+class Netns:
     """The netlink handles one NIC change needs."""
 
     def __init__(self, host: IPRoute, ctr_net: IPRoute | None, nsfd: int | None,
@@ -93,22 +93,22 @@ class _Netns:
 
 
 @contextlib.contextmanager
-def _live_netns(container: Container, pidfd: int) -> Iterator[_Netns]:
+def live_netns(container: Container, pidfd: int) -> Iterator[Netns]:
     """Handles on the host and in the running container's network namespace."""
     with netlink.container_netns(container, pidfd) as nsfd, netlink.host_netns_fd() as hostfd, \
             netlink.host() as host, netlink.in_netns(nsfd) as ctr_net:
-        yield _Netns(host, ctr_net, nsfd, hostfd)
+        yield Netns(host, ctr_net, nsfd, hostfd)
 
 
 @contextlib.contextmanager
-def _pinned_netns(container_id: str, pin_dir: str = netlink.PIN_DIR) -> Iterator[_Netns]:
+def _pinned_netns(container_id: str, pin_dir: str = netlink.PIN_DIR) -> Iterator[Netns]:
     """Handles on the host and, where the prestart hook pinned it, in the
     stopped container's network namespace."""
     with netlink.pinned_netns(container_id, pin_dir) as pinned, \
             netlink.host_netns_fd() as hostfd, netlink.host() as host, \
             contextlib.ExitStack() as handles:
         ctr_net = handles.enter_context(netlink.in_netns(pinned)) if pinned is not None else None
-        yield _Netns(host, ctr_net, pinned, hostfd)
+        yield Netns(host, ctr_net, pinned, hostfd)
 
 
 def _added(ref: str, nic: Nic) -> str:
@@ -131,7 +131,7 @@ def add_nic(container: Container, record: Record, nic: Nic, *, ref: str,
     for saved in record.nics:
         if nic.matches(saved):
             if live:
-                with container.init_process() as pidfd, _live_netns(container, pidfd) as h:
+                with container.init_process() as pidfd, live_netns(container, pidfd) as h:
                     assert h.ctr_net is not None
                     if netlink.link_index(h.ctr_net, saved.ctr_name) is None:
                         with contextlib.ExitStack() as stack:
@@ -150,7 +150,7 @@ def add_nic(container: Container, record: Record, nic: Nic, *, ref: str,
                 raise Conflict(f"host interface {nic.host_name} is already added to "
                                f"container {holder}", hint="remove it there first")
     if live:
-        with container.init_process() as pidfd, _live_netns(container, pidfd) as h:
+        with container.init_process() as pidfd, live_netns(container, pidfd) as h:
             if not nic.host_name:
                 nic = nic.replace(host_name=netlink.free_name(h.host, prefix="veth"))
             with contextlib.ExitStack() as stack:
@@ -189,7 +189,7 @@ def remove_nic(container: Container, record: Record, name: NicName,
     was.  Saved routes through it go too (the kernel drops them with it)."""
     nic = find_nic(record, name, kind)
     if container.running:
-        with container.init_process() as pidfd, _live_netns(container, pidfd) as h:
+        with container.init_process() as pidfd, live_netns(container, pidfd) as h:
             h.unplug(nic)
     else:
         # stopped, poststop not (yet) run: a leftover veth host end goes; a physical
@@ -250,7 +250,7 @@ def update_nic(container: Container, record: Record, upd: NicUpdate, *, ref: str
     if new == old:
         return lines
     if container.running and not update_config_only:
-        with container.init_process() as pidfd, _live_netns(container, pidfd) as h, \
+        with container.init_process() as pidfd, live_netns(container, pidfd) as h, \
                 contextlib.ExitStack() as stack:
             assert h.ctr_net is not None
             _reconfigure(h.host, h.ctr_net, old, new, stack)
@@ -305,17 +305,20 @@ def _reconfigure(host: IPRoute, ctr_net: IPRoute, old: Nic, new: Nic,
 
 # --- hooks ------------------------------------------------------------------
 
-def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
+def reapply(container: Container, pidfd: int, record: Record,
+            handles: Netns | None = None) -> list[str]:
     """Prestart: re-create every saved NIC in the container's (new) network
     namespace.  Idempotent: a NIC already there is left alone; a stale veth
     host end of an earlier run is replaced.  All or nothing: a failure takes
     back the NICs this call plugged, then raises.  A NIC whose saved form
-    changed on plugging (an eth's host state) is updated in ``record``."""
+    changed on plugging (an eth's host state) is updated in ``record``.
+    ``handles`` (of ``live_netns``) saves opening them again."""
     if not record.nics:
         return []
     lines = []
     plugged: list[Nic] = []
-    with _live_netns(container, pidfd) as h, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as opened, contextlib.ExitStack() as stack:
+        h = handles if handles is not None else opened.enter_context(live_netns(container, pidfd))
         assert h.ctr_net is not None
         for nic in record.nics:
             if netlink.link_index(h.ctr_net, nic.ctr_name) is not None:

@@ -65,7 +65,7 @@ def _request(ctr_net: IPRoute, spec: RouteSpec) -> dict[str, Any]:
 
 def _add(ctr_net: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
     """Add one route; False if it was there already (``exist_ok``)."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink.error_type()
 
     req = _request(ctr_net, spec)
     try:
@@ -82,7 +82,7 @@ def _add(ctr_net: IPRoute, spec: RouteSpec, *, exist_ok: bool = False) -> bool:
 
 def _delete(ctr_net: IPRoute, spec: RouteSpec) -> None:
     """Delete one route; already gone (or its device gone) is done."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    NetlinkError = netlink.error_type()
 
     try:
         req = _request(ctr_net, spec)
@@ -161,14 +161,18 @@ def remove_routes(container: Container, record: Record, patterns: Sequence[Route
     return [removed_line(ref, i) for i in gone]
 
 
-def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
+def reapply(container: Container, pidfd: int, record: Record,
+            ctr_net: IPRoute | None = None) -> list[str]:
     """Prestart: add every saved route in the container's network namespace
     (after the NICs).  Idempotent: a route already there is done.  All or
-    nothing: a failure deletes the routes this call added, then raises."""
+    nothing: a failure deletes the routes this call added, then raises.
+    ``ctr_net``, a handle in that namespace, saves opening another."""
     if not record.routes:
         return []
     lines = []
-    with _netns(container, pidfd) as ctr_net, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as opened, contextlib.ExitStack() as stack:
+        if ctr_net is None:
+            ctr_net = opened.enter_context(_netns(container, pidfd))
         for spec in record.routes:
             if _add(ctr_net, spec, exist_ok=True):
                 undo.push(stack, f"delete route {spec}", _delete, ctr_net, spec)
