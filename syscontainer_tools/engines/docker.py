@@ -23,12 +23,9 @@ TASK_DIRS = ("/run/containerd/io.containerd.runtime.v2.task/moby",
              "/var/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby")
 
 
-def list_argv(engine: Engine, runtime_root: str | None) -> list[str]:
-    return dockerlike.list_argv(engine)
-
-
-def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
-    return dockerlike.parse_list(engine, stdout)
+# the listing is the same for every docker-like CLI
+list_argv = dockerlike.list_argv
+parse_list = dockerlike.parse_list
 
 
 def _bundles(data: dict[str, Any]) -> list[str]:

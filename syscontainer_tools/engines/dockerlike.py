@@ -21,7 +21,8 @@ from . import Candidate, Engine
 LIST_FORMAT = "{{.ID}}\t{{.Names}}"
 
 
-def list_argv(engine: Engine) -> list[str]:
+def list_argv(engine: Engine, runtime_root: str | None = None) -> list[str]:
+    """The listing command of docker, podman and isula (no runtime root)."""
     return [engine.binary, "ps", "-a", "--no-trunc", "--format", LIST_FORMAT]
 
 
