@@ -145,7 +145,9 @@ t0=$(date +%s)
 # vng, virtme-run and qemu in a session of their own: whatever ends this
 # script (a timeout, ^C, CI) ends the guest too
 set +e
-setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null &
+# (its output through pipes: virtme-ng reopens its stdout by path, which would
+# truncate a log file the caller redirected into)
+setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null > >(cat) 2> >(cat >&2) &
 vpid=$!
 trap 'kill -TERM -- -$vpid 2>/dev/null; cleanup' EXIT
 trap 'exit 130' INT TERM HUP
