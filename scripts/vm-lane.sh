@@ -149,7 +149,7 @@ set +e
 # truncate a log file the caller redirected into)
 setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null > >(cat) 2> >(cat >&2) &
 vpid=$!
-trap 'kill -TERM -- -$vpid 2>/dev/null; cleanup' EXIT
+trap 'kill -TERM -- -$vpid 2>/dev/null || true; cleanup' EXIT
 trap 'exit 130' INT TERM HUP
 wait "$vpid"
 vrc=$?
