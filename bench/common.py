@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,19 @@ def make_container(work: Path, root: str, cid: str,
     bundle = work / "bundle"
     make_bundle(bundle, applets)
     return start(root, cid, bundle)
+
+
+def rmdir_cgroup(d: Path, root: Path) -> None:
+    """Move what is left in cgroup ``d`` to ``root`` and remove ``d``."""
+    for _ in range(50):
+        try:
+            for pid in (d / "cgroup.procs").read_text().split():
+                with suppress(OSError):
+                    (root / "cgroup.procs").write_text(pid)
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    print(f"could not remove cgroup {d}", file=sys.stderr)

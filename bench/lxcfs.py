@@ -41,6 +41,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from common import rmdir_cgroup
+
 ROOT = Path(__file__).resolve().parent.parent
 CG = "/sys/fs/cgroup"
 FILES = ("meminfo", "cpuinfo", "stat", "uptime")
@@ -87,7 +89,7 @@ def make_cgroups(stack: ExitStack, n: int) -> list[list[str]]:
         for ctrl in ("memory", "cpuset"):
             d = Path(mounts[ctrl], f"{tag}-{i}")
             d.mkdir()
-            stack.callback(_rmdir_cgroup, d, Path(mounts[ctrl]))
+            stack.callback(rmdir_cgroup, d, Path(mounts[ctrl]))
             if ctrl == "memory":
                 (d / "memory.limit_in_bytes").write_text(str(256 << 20))
             else:
@@ -96,19 +98,6 @@ def make_cgroups(stack: ExitStack, n: int) -> list[list[str]]:
             dirs.append(str(d))
         groups.append(dirs)
     return groups
-
-
-def _rmdir_cgroup(d: Path, root: Path) -> None:
-    for _ in range(50):
-        try:
-            for pid in (d / "cgroup.procs").read_text().split():
-                (root / "cgroup.procs").write_text(pid)
-            d.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.1)
 
 
 def start_daemon(stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:

@@ -46,8 +46,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
+
+from common import rmdir_cgroup
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = f"sctfleet{secrets.token_hex(3)}"
@@ -144,7 +146,7 @@ class Fleet:
         for ctrl in ("memory", "cpu", "cpuacct", "cpuset"):
             d = Path(self.mounts[ctrl], f"{TAG}-{i}")
             d.mkdir()
-            self.stack.callback(_rmdir_cgroup, d, Path(self.mounts[ctrl]))
+            self.stack.callback(rmdir_cgroup, d, Path(self.mounts[ctrl]))
             if ctrl == "memory":
                 (d / "memory.limit_in_bytes").write_text(str(256 << 20))
             elif ctrl == "cpu":
@@ -193,7 +195,7 @@ class Fleet:
         for p, dirs in self.idle:
             p.wait()
             for d in dirs:
-                _rmdir_cgroup(Path(d), Path(d).parent)
+                rmdir_cgroup(Path(d), Path(d).parent)
         self.idle = []
 
     def command(self, procs: list[subprocess.Popen[str]], line: str) -> list[dict]:
@@ -227,21 +229,6 @@ def _end(p: subprocess.Popen) -> None:  # type: ignore[type-arg]
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def _rmdir_cgroup(d: Path, root: Path) -> None:
-    for _ in range(50):
-        try:
-            for pid in (d / "cgroup.procs").read_text().split():
-                with suppress(OSError):
-                    (root / "cgroup.procs").write_text(pid)
-            d.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    print(f"could not remove cgroup {d}", file=sys.stderr)
 
 
 # --- the daemons ------------------------------------------------------------------
