@@ -123,7 +123,11 @@ def plug(host: IPRoute, ctr_net: IPRoute, nsfd: int, hostfd: int, nic: Nic,
     if nic.ip:
         netlink.address(ctr_net, "add", cname, nic.ip)
     netlink.set_link(ctr_net, cname, "set link up", state="up")
-    return nic.replace(mac=str(msg.get("IFLA_ADDRESS") or ""), host_state=saved)
+    # the MAC as it is now, inside: udevd may have replaced a new virtual
+    # link's random MAC (MACAddressPolicy=persistent) after ``msg`` was read
+    now = netlink.link(ctr_net, cname)
+    mac = (now if now is not None else msg).get("IFLA_ADDRESS")
+    return nic.replace(mac=str(mac or ""), host_state=saved)
 
 
 def restore_host(host: IPRoute, name: str, saved: HostState | None) -> None:

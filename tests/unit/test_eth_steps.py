@@ -145,3 +145,26 @@ def test_plug_rollback_renames_down(monkeypatch):
     assert host.links[5]["up"], "and up again, as it was"
     for req in ns.requests + host.requests:
         assert not ("ifname" in req and "state" in req), req
+
+
+def test_plug_saves_the_mac_the_link_has_inside(monkeypatch):
+    """udevd may replace a new virtual link's random MAC (systemd's
+    MACAddressPolicy=persistent) between the tool's first read and the move:
+    the record keeps the MAC the link has in the container, which recovery
+    and the next prestart look for."""
+    nic = Nic(NicType.ETH, "eth1", "dm0")
+    host = FakeLinks({5: {"name": "dm0", "up": False, "mac": "d2:00:00:00:00:05"}})
+    ns = FakeLinks({})
+
+    def moving(cmd: str, index: int, **attrs: object) -> None:
+        FakeLinks.link(host, cmd, index, **attrs)
+        if "net_ns_fd" in attrs:
+            ns.links[index] = dict(host.links.pop(index), mac="0a:00:00:00:00:05")
+
+    host.link = moving  # type: ignore[method-assign]
+    monkeypatch.setattr(netlink, "global_addrs", lambda ipr, index: [])
+    with contextlib.ExitStack() as stack:
+        saved = eth.plug(host, ns, 10, 11, nic, stack, force=True)  # type: ignore[arg-type]
+        stack.pop_all()
+    assert ns.links[5]["name"] == "eth1" and ns.links[5]["up"]
+    assert saved.mac == "0a:00:00:00:00:05"

@@ -35,6 +35,9 @@ def links():
     def add(name: str, *spec: str) -> str:
         run(["ip", "link", "add", name, *spec])
         made.append(name)
+        # udevd's 99-default.link (MACAddressPolicy=persistent) replaces the
+        # random MAC of a new virtual link: read it only after udevd is done
+        sh("udevadm settle -t 30", check=False)
         return name
 
     yield add
