@@ -26,7 +26,9 @@ SMOKE=(tests/vm/test_guest.py
        tests/vm/test_v2_devices.py::test_follow_partition_on_virtio_disk
        tests/vm/test_v2_devices.py::test_blkio_weight_reaches_bfq
        tests/vm/test_v2_nic_modules.py::test_kernel_modules_at_prestart
-       tests/vm/test_v2_nic_modules.py::test_missing_kernel_module_fails_start)
+       tests/vm/test_v2_nic_modules.py::test_missing_kernel_module_fails_start
+       # --type eth on 6.1: add, update-nic, remove (no EBUSY), poststop hand-back
+       tests/vm/test_v2_nic_modules.py::test_eth_dummy_link_cycle_and_poststop)
 case "$vm" in
     0) echo "== VM lanes not run (SYSCONTAINER_VM_LANE=0)" ;;
     full|1)

@@ -47,6 +47,16 @@ if [ ! -S /run/udev/control ]; then
 fi
 
 udevadm settle -t 30 >/dev/null 2>&1 || sleep 2
+# overlay storage (podman's, containerd's snapshotter, dockerd's overlay2)
+# refuses a backing overlayfs, which the guest's /tmp and /var are: a tmpfs of
+# its own for podman's storage and for the tests' files (TMPDIR), as on a real
+# root file system
+if [ -d /var/lib/containers ] && [ "$(stat -fc %T /var/lib/containers)" = overlayfs ]; then
+    mount -t tmpfs -o mode=700 sctvm-containers /var/lib/containers || say "no tmpfs for podman"
+fi
+if [ -z "${TMPDIR:-}" ] && [ "$(stat -fc %T /tmp)" = overlayfs ]; then
+    mkdir -p /tmp/sctvm && mount -t tmpfs -o mode=1777 sctvm-tmp /tmp/sctvm && export TMPDIR=/tmp/sctvm
+fi
 disk=""
 for b in /sys/block/vd* /sys/block/sd*; do
     [ -e "$b" ] && disk=/dev/$(basename "$b") && break
