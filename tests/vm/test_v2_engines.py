@@ -73,11 +73,14 @@ def podman_ctr(tmp_path: Path, state_dir: str) -> Iterator[tuple[str, Path]]:
         pytest.fail("podman is installed in the lane (scripts/setup.sh)")
     hooks_d = tmp_path / "hooks.d"
     hooks_d.mkdir()
-    (hooks_d / f"{PREFIX}.json").write_text(json.dumps({
-        "version": "1.0.0",
-        "hook": {"path": HOOKS, "args": ["syscontainer-hooks", "--state-dir", state_dir],
-                 "timeout": int(60 * TIME_SCALE)},
-        "when": {"always": True}, "stages": ["prestart", "poststop"]}))
+    # one file per stage, each naming its stage (as install-hooks --engine podman writes)
+    for stage in ("prestart", "poststop"):
+        (hooks_d / f"{PREFIX}-{stage}.json").write_text(json.dumps({
+            "version": "1.0.0",
+            "hook": {"path": HOOKS, "args": ["syscontainer-hooks", "--state", stage,
+                                             "--state-dir", state_dir],
+                     "timeout": int(60 * TIME_SCALE)},
+            "when": {"always": True}, "stages": [stage]}))
     rootfs = tmp_path / "rootfs"
     make_rootfs(rootfs)
     name = f"{PREFIX}-pm"
