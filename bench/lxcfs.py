@@ -74,7 +74,7 @@ def worker(path: str, seconds: float, cgroup_dirs: list[str]) -> None:
 
 def _cgroup_mounts() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
-    from lxcfs_toolkit.cgroups import Hierarchies
+    from lxcfs_toolkit.cgroupreader import Hierarchies
 
     return dict(Hierarchies.discover().v1)
 

@@ -131,7 +131,7 @@ class Fleet:
     def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
         sys.path.insert(0, str(ROOT))
-        from lxcfs_toolkit.cgroups import Hierarchies
+        from lxcfs_toolkit.cgroupreader import Hierarchies
 
         self.mounts = dict(Hierarchies.discover().v1)
         self.ncpu = len(os.sched_getaffinity(0))

@@ -64,7 +64,7 @@ def delete_links(*names: str) -> None:
 def library_round(cid: str, root: str, state_dir: str, bridge: str) -> float:
     from syscontainer_tools.engines import Engine, find
     from syscontainer_tools.resources import nic
-    from syscontainer_tools.state import StateStore
+    from syscontainer_tools.resources.state import StateStore
 
     t0 = time.perf_counter()
     container = find(cid, Engine.RUNC, root)

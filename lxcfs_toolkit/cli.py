@@ -108,9 +108,9 @@ def _handles(action: str) -> Iterator[None]:
 
 
 def _directory() -> str:
-    from . import mounts
+    from . import viewmounts
 
-    return mounts.lxcfs_dir(_options.lxcfs_dir)
+    return viewmounts.lxcfs_dir(_options.lxcfs_dir)
 
 
 def _seconds(value: str, option: str) -> float:
@@ -158,7 +158,7 @@ def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
 
     from syscontainer_tools.engines import Engine, list_all
 
-    from . import mounts
+    from . import viewmounts
     from . import wired as wiring
 
     records = wiring.recorded(directory) if wired else set()
@@ -177,7 +177,7 @@ def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
             out.append(container)
             continue
         try:
-            if mounts.container_lxcfs_mounts(container.pid, directory):
+            if viewmounts.container_lxcfs_mounts(container.pid, directory):
                 out.append(container)
         except OSError:
             continue     # the init exited meanwhile
@@ -253,20 +253,20 @@ def remount(
         "--wait", help="seconds to wait for the daemon to answer")] = "15",
 ) -> None:
     """Replace stale lxcfs mounts (the daemon restarted) with live ones, in place."""
-    from . import mounts
+    from . import viewmounts
 
     action = "remount lxcfs"
     with _handles(action):
         ref = _selection(target, all_, container_id)
         directory = _directory()
-        dmn = mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        dmn = viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
         containers = (containers_with_lxcfs(directory, wired=True) if ref is None
                       else [_find(ref)])
 
     def one(container: Any, pidfd: int) -> str:
         from . import wired
 
-        report = mounts.mount_into(container, pidfd, dmn)
+        report = viewmounts.mount_into(container, pidfd, dmn)
         try:
             wired.record(container, directory)
         except OSError as err:
@@ -288,7 +288,7 @@ def umount(
     container_id: ContainerId = None,
 ) -> None:
     """Take the lxcfs mounts out of containers: they see the host's values again."""
-    from . import mounts
+    from . import viewmounts
 
     action = "umount lxcfs"
     with _handles(action):
@@ -297,7 +297,7 @@ def umount(
         containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
 
     def one(container: Any, pidfd: int) -> str:
-        report = mounts.umount_from(container, pidfd, directory)
+        report = viewmounts.umount_from(container, pidfd, directory)
         log.info("container %s: unmounted %s", container.id, report.unmounted)
         return f"Umount lxcfs from container({container.id}) done."
 
@@ -310,21 +310,21 @@ def check_lxcfs(
         "--wait", help="seconds to wait for the daemon to answer")] = "0",
 ) -> None:
     """Exit 0 only when an lxcfs daemon answers at the lxcfs directory."""
-    from . import mounts
+    from . import viewmounts
 
     with _handles("check lxcfs"):
         directory = _directory()
-        mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
         typer.echo(f"lxcfs is running at {directory}")
 
 
 @app.command("prestart")
 def prestart() -> None:
     """Prepare the lxcfs directory before the daemon starts (systemd ExecStartPre)."""
-    from . import mounts
+    from . import viewmounts
 
     with _handles("prestart lxcfs"):
-        for line in mounts.prestart(_directory()):
+        for line in viewmounts.prestart(_directory()):
             typer.echo(line)
 
 

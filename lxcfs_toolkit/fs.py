@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lxcfs_toolkit.cgroups import (
+from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,

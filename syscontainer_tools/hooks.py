@@ -123,7 +123,7 @@ def load_modules(names: list[str]) -> None:
 
 def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
     from .container import Container
-    from .state import StateStore
+    from .resources.state import StateStore
 
     container = Container.from_oci_state(state)
     modules = kernel_modules(container.env)
@@ -140,7 +140,7 @@ def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
 
 def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
     from .netlink import pin_path  # pyroute2 itself is imported only where used
-    from .state import StateStore
+    from .resources.state import StateStore
 
     cid = str(state["id"])
     store = StateStore(state_dir)
@@ -161,7 +161,7 @@ def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
     """Fast path: no record and no KERNEL_MODULES in the spec's env.
 
     Reads only the OCI spec; no resource module is imported."""
-    from .state import StateStore
+    from .resources.state import StateStore
 
     if StateStore(state_dir).has_record(str(state["id"])):
         return False

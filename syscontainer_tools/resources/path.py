@@ -20,8 +20,8 @@ from typing import Any
 from .. import mounts
 from ..container import Container
 from ..errors import Conflict, NotFound, ToolError
-from ..state import Record
 from .pathspec import COLUMNS, PathSpec, Propagation, parse_all
+from .state import Record
 
 log = logging.getLogger(__name__)
 

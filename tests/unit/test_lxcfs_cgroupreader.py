@@ -1,4 +1,4 @@
-"""cgroups.py on parsed text and on temp-dir trees laid out like cgroupfs (v1 and v2)."""
+"""cgroupreader.py on parsed text and on temp-dir trees laid out like cgroupfs (v1 and v2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit.cgroups import (
+from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
