@@ -141,10 +141,11 @@ def _selection(target: str | None, all_: bool, container_id: str | None) -> str 
 # --- finding containers --------------------------------------------------------
 
 def _inspect(candidate: Any) -> Any:
+    from syscontainer_tools.engines import module_of
     from syscontainer_tools.errors import NotFound
 
     try:
-        return candidate.engine.module.inspect(candidate, _options.runtime_root)
+        return module_of(candidate.engine).inspect(candidate, _options.runtime_root)
     except NotFound:
         return None      # gone between the listing and now
 
