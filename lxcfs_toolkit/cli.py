@@ -20,11 +20,9 @@ per container that failed, and then exit 1 (the original always exited 0).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -39,7 +37,7 @@ from syscontainer_tools.cli import (
     show_version,
 )
 from syscontainer_tools.errors import ToolError, as_tool_error, render
-from syscontainer_tools.typerapp import Typer
+from syscontainer_tools.typerapp import Typer, failing_as
 
 app = Typer(
     name="lxcfs-toolkit",
@@ -60,9 +58,6 @@ class Options:
 
 _options = Options()
 log = logging.getLogger("lxcfs_toolkit.cli")
-# click's ClickException (typer vendors click in recent versions): usage errors, exit 2
-_PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInterrupt) + tuple(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 @app.callback()
@@ -92,19 +87,9 @@ def _fail_line(action: str, message: str, hint: str | None = None) -> None:
         typer.echo(line, err=True)
 
 
-@contextlib.contextmanager
-def _handles(action: str) -> Iterator[None]:
+def _failing_as(action: str) -> contextlib.AbstractContextManager[None]:
     """Library errors -> ``Failed to <action>: <reason>``, exit 1."""
-    try:
-        yield
-    except _PASS:
-        raise
-    except Exception as err:  # noqa: BLE001 - never a traceback for the user
-        if _options.debug:
-            traceback.print_exc()
-        for line in render(err, action=action):
-            typer.echo(line, err=True)
-        raise typer.Exit(1) from None
+    return failing_as(action, debug=_options.debug)
 
 
 def _directory() -> str:
@@ -225,15 +210,10 @@ def serve(
         help="where to mount (default: the lxcfs directory)")] = None,
 ) -> None:
     """Mount the Python lxcfs and serve it in the foreground until SIGTERM/SIGINT."""
-    with _handles("serve lxcfs"):
+    with _failing_as("serve lxcfs"):
         target = mountpoint or _directory()
-        try:
-            server = importlib.import_module("lxcfs_toolkit.server")
-        except ModuleNotFoundError as err:
-            if not (err.name or "").startswith("lxcfs_toolkit"):
-                raise
-            raise ToolError("the Python lxcfs daemon (lxcfs_toolkit.server) is not "
-                            "installed") from None
+        from . import server
+
         server.serve(target)
 
 
@@ -257,7 +237,7 @@ def remount(
     from . import viewmounts
 
     action = "remount lxcfs"
-    with _handles(action):
+    with _failing_as(action):
         ref = _selection(target, all_, container_id)
         directory = _directory()
         dmn = viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
@@ -292,7 +272,7 @@ def umount(
     from . import viewmounts
 
     action = "umount lxcfs"
-    with _handles(action):
+    with _failing_as(action):
         ref = _selection(target, all_, container_id)
         directory = _directory()
         containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
@@ -313,7 +293,7 @@ def check_lxcfs(
     """Exit 0 only when an lxcfs daemon answers at the lxcfs directory."""
     from . import viewmounts
 
-    with _handles("check lxcfs"):
+    with _failing_as("check lxcfs"):
         directory = _directory()
         viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
         typer.echo(f"lxcfs is running at {directory}")
@@ -324,7 +304,7 @@ def prestart() -> None:
     """Prepare the lxcfs directory before the daemon starts (systemd ExecStartPre)."""
     from . import viewmounts
 
-    with _handles("prestart lxcfs"):
+    with _failing_as("prestart lxcfs"):
         for line in viewmounts.prestart(_directory()):
             typer.echo(line)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 from .errors import ToolError
@@ -73,6 +72,8 @@ def write_json(path: str, data: Any) -> None:
     """Atomically write a JSON file (temp + fsync + rename), mode 0644."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
+    import tempfile  # not at load: syscontainer-runc reads its settings through here
+
     fd, tmp = tempfile.mkstemp(prefix=".hook.", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
 
+from .. import typerapp
 from ..errors import ToolError
-from ..errors import render as render_error
 from ..typerapp import Typer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 OptionalText = Optional[str]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_LOG = "syscontainer_tools.cli"  # the failure lines go to --log, not twice to stderr
 
 app = Typer(
     name="syscontainer-tools",
@@ -117,20 +118,10 @@ def _global(
 
 
 def fail(action: str, message: str, hint: str | None = None) -> NoReturn:
-    _fail(ToolError(message, hint=hint), action)
+    typerapp.fail(ToolError(message, hint=hint), action, log_as=_LOG)
 
 
-def _fail(err: BaseException, action: str) -> NoReturn:
-    import logging
-
-    lines = render_error(err, action=action)
-    logging.getLogger("syscontainer_tools.cli").error("%s", lines[0])
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(1)
-
-
-def handles(action: str) -> Callable[[F], F]:
+def fails_as(action: str) -> Callable[[F], F]:
     """Turn any error a command raises into the contract's stderr line
     (``Failed to <action>: <reason>``, exit 1); never a traceback, unless
     --debug."""
@@ -138,18 +129,21 @@ def handles(action: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with typerapp.failing_as(action, debug=_options.debug, log_as=_LOG):
                 return fn(*args, **kwargs)
-            except typer.Exit:
-                raise
-            except Exception as err:  # noqa: BLE001 - never a traceback for the user
-                if _options.debug:
-                    traceback.print_exc()
-                _fail(err, action)
 
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+def command(name: str, action: str) -> Callable[[F], F]:
+    """Register ``syscontainer-tools NAME``, failing as ``action``."""
+
+    def register(fn: F) -> F:
+        return app.command(name)(fails_as(action)(fn))
+
+    return register
 
 
 # Parameters every command shares

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..resources.devspec import DeviceSpec
@@ -72,8 +72,7 @@ def _device_specs(texts: list[str]) -> list[DeviceSpec]:
     return specs
 
 
-@app.command("add-device")
-@handles("add device")
+@command("add-device", "add device")
 def add_device(
     container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
@@ -104,8 +103,7 @@ def add_device(
                                        update_config_only=update_config_only), container)
 
 
-@app.command("remove-device")
-@handles("remove device")
+@command("remove-device", "remove device")
 def remove_device(
     container: Container,
     devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
@@ -131,8 +129,7 @@ def remove_device(
            container)
 
 
-@app.command("list-device")
-@handles("list device")
+@command("list-device", "list device")
 def list_device(
     container: Container,
     pretty: Pretty = False,
@@ -152,8 +149,7 @@ def list_device(
          fmt=fmt, pretty=pretty, title=f"Devices of {container}")
 
 
-@app.command("update-device")
-@handles("update device")
+@command("update-device", "update device")
 def update_device(
     container: Container,
     blkio_weight_device: Weight = None,
