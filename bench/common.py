@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,30 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     return elapsed
+
+
+def rounds(runs: int, *steps: Callable[[], float]) -> list[list[float]]:
+    """Each step's seconds in each of ``runs`` rounds, after one warm-up round."""
+    times: list[list[float]] = [[] for _ in steps]
+    for i in range(runs + 1):          # round 0 warms up
+        took = [step() for step in steps]
+        if i:
+            for out, t in zip(times, took):
+                out.append(t)
+    return times
+
+
+def spread(label: str, times: list[float]) -> str:
+    """``label median X ms (min Y, max Z)``."""
+    return (f"{label} median {statistics.median(times) * 1000:7.1f} ms "
+            f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+
+
+def ratio(label: str, times: list[float], base: list[float]) -> str:
+    """The round-by-round ratio of ``times`` to ``base``: median, min, max."""
+    ratios = [a / b for a, b in zip(times, base)]
+    return (f"ratio {label}: median {statistics.median(ratios):.2f} "
+            f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
 def make_bundle(bundle: Path, applets: tuple[str, ...] = ("sh", "sleep"),
