@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -105,3 +109,30 @@ def rmdir_cgroup(d: Path, root: Path) -> None:
         except OSError:
             time.sleep(0.1)
     print(f"could not remove cgroup {d}", file=sys.stderr)
+
+
+def start_lxcfs(stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> subprocess.Popen[bytes]:
+    """The Python lxcfs (``kind`` "python", with ``extra`` arguments) or the C
+    one (with ``extra`` flags, such as -l) serving at ``mnt``: up once its
+    proc/meminfo shows, stopped and unmounted when ``stack`` closes."""
+    cmd = ([sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt] if kind == "python"
+           else ["lxcfs", "-f", *extra, "-p", mnt + ".pid", mnt])
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.callback(_stop_lxcfs, proc, mnt)
+    for _ in range(200):
+        if os.path.exists(f"{mnt}/proc/meminfo"):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit(f"{kind} lxcfs did not come up at {mnt}")
+
+
+def _stop_lxcfs(proc: subprocess.Popen[bytes], mnt: str) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL, check=False)

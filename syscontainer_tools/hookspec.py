@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from . import jsonobject
 from .errors import ToolError
 
 ISULAD_SPEC = "/var/lib/isulad/hooks/hookspec.json"
@@ -105,12 +106,11 @@ def read_json_object(path: str) -> dict[str, Any]:
     """The JSON object in ``path``; ToolError when it cannot be read or is no object."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as err:
+            text = f.read()
+    except (OSError, ValueError) as err:  # ValueError: not UTF-8
         raise ToolError(f"cannot read {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ToolError(f"{path} is not a JSON object")
-    return data
+    return jsonobject.parse(text, not_json=f"cannot read {path}",
+                            not_object=f"{path} is not a JSON object")
 
 
 def read_config(bundle: str) -> tuple[str, dict[str, Any]]:
