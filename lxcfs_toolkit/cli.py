@@ -28,16 +28,17 @@ from typing import Annotated, Any
 
 import typer
 
-from syscontainer_tools.cli import (
+from syscontainer_tools.errors import ToolError, as_tool_error, render
+from syscontainer_tools.typerapp import (
     DebugOption,
     EngineOption,
     LogOption,
     OptionalText,
     RuntimeRootOption,
+    Typer,
+    failing_as,
     show_version,
 )
-from syscontainer_tools.errors import ToolError, as_tool_error, render
-from syscontainer_tools.typerapp import Typer, failing_as
 
 app = Typer(
     name="lxcfs-toolkit",

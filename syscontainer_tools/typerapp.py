@@ -1,6 +1,8 @@
 """What syscontainer-tools and lxcfs-toolkit share as typer programs:
-``Typer``, whose commands keep their ``Annotated`` options on Python 3.9, and
-``failing_as``, the one place a command's error becomes its stderr lines.
+``Typer``, whose commands keep their ``Annotated`` options on Python 3.9;
+the global options both take (``--engine``, ``--runtime-root``, ``--debug``,
+``--log``, ``--version``); and ``failing_as``, the one place a command's
+error becomes its stderr lines.
 
 With ``from __future__ import annotations`` every annotation is a string.
 typer >= 3.10 evaluates them (``inspect.signature(eval_str=True)``); on 3.9
@@ -19,13 +21,16 @@ import inspect
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
 
 from .errors import render
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# typer reads command annotations at run time (also on 3.9): aliases, not X | None
+OptionalText = Optional[str]
 
 
 def _evaluated(annotation: Any, names: dict[str, Any]) -> Any:
@@ -56,6 +61,31 @@ class Typer(typer.Typer):
     def callback(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         register = super().callback(*args, **kwargs)
         return lambda func: register(resolved(func))
+
+
+def show_version(prog: str) -> Callable[[bool], None]:
+    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
+
+    def callback(value: bool) -> None:
+        if value:
+            from . import __version__
+
+            typer.echo(f"{prog} {__version__}")
+            raise typer.Exit(0)
+
+    return callback
+
+
+# the global options syscontainer-tools and lxcfs-toolkit share
+EngineOption = Annotated[str, typer.Option(
+    "--engine", envvar="SYSCONTAINER_ENGINE",
+    help="auto, isula, docker, podman, containerd, runc or crun")]
+RuntimeRootOption = Annotated[OptionalText, typer.Option(
+    "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
+    help="state root of runc/crun (runc --root)")]
+DebugOption = Annotated[bool, typer.Option(
+    "--debug", help="debug logging, tracebacks on errors")]
+LogOption = Annotated[OptionalText, typer.Option("--log", help="also log to this file")]
 
 
 # what a command lets through untouched: its own exits, Ctrl-C, and click's

@@ -14,19 +14,23 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from .. import typerapp
 from ..errors import ToolError
-from ..typerapp import Typer
+from ..typerapp import (
+    DebugOption,
+    EngineOption,
+    LogOption,
+    RuntimeRootOption,
+    Typer,
+    show_version,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Outcome, Tools
-
-# typer reads command annotations at run time (also on 3.9): aliases, not X | None
-OptionalText = Optional[str]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,31 +69,6 @@ _options = Options()
 
 def options() -> Options:
     return _options
-
-
-def show_version(prog: str) -> Callable[[bool], None]:
-    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
-
-    def callback(value: bool) -> None:
-        if value:
-            from .. import __version__
-
-            typer.echo(f"{prog} {__version__}")
-            raise typer.Exit(0)
-
-    return callback
-
-
-# the global options syscontainer-tools and lxcfs-toolkit share
-EngineOption = Annotated[str, typer.Option(
-    "--engine", envvar="SYSCONTAINER_ENGINE",
-    help="auto, isula, docker, podman, containerd, runc or crun")]
-RuntimeRootOption = Annotated[OptionalText, typer.Option(
-    "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-    help="state root of runc/crun (runc --root)")]
-DebugOption = Annotated[bool, typer.Option(
-    "--debug", help="debug logging, tracebacks on errors")]
-LogOption = Annotated[OptionalText, typer.Option("--log", help="also log to this file")]
 
 
 @app.callback()

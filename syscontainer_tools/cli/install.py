@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import OptionalText, command
+from ..typerapp import OptionalText
+from . import command
 
 ENGINES = ("isula", "podman", "runc", "crun")      # "all"
 WRAPPED = ("docker", "containerd")                  # only when named
