@@ -51,10 +51,10 @@ PREFIX = "sctbench" + secrets.token_hex(2)
 
 def reader(pid: int, seconds: float) -> None:
     """One reader: join container ``pid``'s cgroups and mount namespace, then loop."""
-    from lxcfs_toolkit.cgroupreader import Hierarchies, parse_proc_cgroup
+    from lxcfs_toolkit.cgroupreader import Hierarchies, pruned_membership
 
     hier = Hierarchies.discover()
-    member = parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
+    member = pruned_membership(Path(f"/proc/{pid}/cgroup").read_text())
     dirs = [mount + member.v1[c] for c, mount in hier.v1.items() if c in member.v1]
     if hier.v2 and member.v2:
         dirs.append(hier.v2 + member.v2)
