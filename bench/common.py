@@ -111,13 +111,15 @@ def rmdir_cgroup(d: Path, root: Path) -> None:
     print(f"could not remove cgroup {d}", file=sys.stderr)
 
 
-def start_lxcfs(stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> subprocess.Popen[bytes]:
-    """The Python lxcfs (``kind`` "python", with ``extra`` arguments) or the C
-    one (with ``extra`` flags, such as -l) serving at ``mnt``: up once its
-    proc/meminfo shows, stopped and unmounted when ``stack`` closes."""
-    cmd = ([sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt] if kind == "python"
-           else ["lxcfs", "-f", *extra, "-p", mnt + ".pid", mnt])
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_lxcfs(stack: ExitStack, kind: str, mnt: str, extra: list[str], *,
+                cwd: str | Path = ROOT) -> subprocess.Popen[bytes]:
+    """The C lxcfs (``kind`` "c", with ``extra`` flags such as -l) or the
+    Python one run from ``cwd`` (any other kind, with ``extra`` arguments)
+    serving at ``mnt``: up once its proc/meminfo shows, stopped and
+    unmounted when ``stack`` closes."""
+    cmd = (["lxcfs", "-f", *extra, "-p", mnt + ".pid", mnt] if kind == "c"
+           else [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt])
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stack.callback(_stop_lxcfs, proc, mnt)
     for _ in range(200):
         if os.path.exists(f"{mnt}/proc/meminfo"):
