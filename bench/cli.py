@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import make_container, ratio, rounds, run, spread, timed
+from common import make_container, ratio, rounds, run, summary, timed
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
@@ -89,8 +89,8 @@ def main() -> None:
         cli_times, sh_times = rounds(args.runs, lambda: timed(add, env) + timed(rm, env),
                                      lambda: timed(sh_add) + timed(sh_rm))
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
-        print(spread("CLI add-device + remove-device:", cli_times))
-        print(spread("shell mknod/allow + rm/deny:   ", sh_times))
+        print(summary("CLI add-device + remove-device:", cli_times))
+        print(summary("shell mknod/allow + rm/deny:   ", sh_times))
         print(ratio("CLI/shell", cli_times, sh_times))
         floor = statistics.median(timed([args.python, "-c", "import typer"]) for _ in range(7))
         print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms; "

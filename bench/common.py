@@ -46,7 +46,7 @@ def rounds(runs: int, *steps: Callable[[], float]) -> list[list[float]]:
     return times
 
 
-def spread(label: str, times: list[float]) -> str:
+def summary(label: str, times: list[float]) -> str:
     """``label median X ms (min Y, max Z)``."""
     return (f"{label} median {statistics.median(times) * 1000:7.1f} ms "
             f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_container, ratio, rounds, run, spread, timed
+from common import make_container, ratio, rounds, run, summary, timed
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -112,8 +112,8 @@ def main() -> None:
             lambda: timed(sh_add) + timed(sh_rm),
             lambda: library_round(cid, root, state_dir, bridge))
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, bridge {bridge}")
-        print(spread("CLI add-nic + remove-nic (veth):  ", cli_times))
-        print(spread("shell ip link / ip netns:         ", sh_times))
+        print(summary("CLI add-nic + remove-nic (veth):  ", cli_times))
+        print(summary("shell ip link / ip netns:         ", sh_times))
         print(f"library add_nic + remove_nic:      median "
               f"{statistics.median(lib_times) * 1000:7.1f} ms (in-process, no start-up)")
         print(ratio("CLI/shell", cli_times, sh_times))
