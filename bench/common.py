@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -35,9 +36,10 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
-def rounds(runs: int, *steps: Callable[[], float]) -> list[list[float]]:
-    """Each step's seconds in each of ``runs`` rounds, after one warm-up round."""
-    times: list[list[float]] = [[] for _ in steps]
+def rounds(runs: int, *steps: Callable[[], T]) -> list[list[T]]:
+    """What each step returns (its seconds, say) in each of ``runs`` rounds,
+    after one warm-up round."""
+    times: list[list[T]] = [[] for _ in steps]
     for i in range(runs + 1):          # round 0 warms up
         took = [step() for step in steps]
         if i:
