@@ -64,7 +64,8 @@ class Typer(typer.Typer):
 
 
 def show_version(prog: str) -> Callable[[bool], None]:
-    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
+    """A ``--version`` callback: ``<prog> <version>``, exit 0 (the typer programs;
+    the hooks have their own)."""
 
     def callback(value: bool) -> None:
         if value:
