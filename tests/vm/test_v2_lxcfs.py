@@ -117,7 +117,9 @@ def field_kb(meminfo: str, key: str) -> int:
     raise AssertionError(f"no {key} in {meminfo!r}")
 
 
-def test_views_in_a_runc_container(make_container, tool, lxcfs_pair, parent_cgroup, swap):
+def test_views_in_a_runc_container(lxcfs_pair, parent_cgroup, swap, make_container, tool):
+    # (parent_cgroup before make_container: the container is gone before the
+    # parent cgroup is removed)
     py, c = lxcfs_pair
     ctr = make_container("lxr", start=False)
     cfg = json.loads((ctr.bundle / "config.json").read_text())
