@@ -22,12 +22,14 @@ the FUSE layer turns into EIO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
 from syscontainer_tools import mountinfo
@@ -109,6 +111,9 @@ def parse_cpu_list(text: str) -> tuple[int, ...] | None:
     return tuple(sorted(cpus))
 
 
+_cpu_list = functools.lru_cache(maxsize=256)(parse_cpu_list)
+
+
 def _int(text: str | None) -> int | None:
     if text is None:
         return None
@@ -181,7 +186,7 @@ class Cgroup:
         return f"{self.dir}/{name}"
 
     def read(self, name: str) -> str | None:
-        return read_text(self.file(name))
+        return kernfile.held.read_text(self.file(name))
 
     def up(self) -> Iterator[Cgroup]:
         """This cgroup, then each ancestor up to and including the root."""
@@ -284,7 +289,7 @@ class CgroupReader:
             names = ("cpuset.cpus.effective",) if cg.v2 else ("cpuset.effective_cpus", "cpuset.cpus")
             for name in names:
                 text = cg.read(name)
-                parsed = parse_cpu_list(text) if text is not None else None
+                parsed = _cpu_list(text) if text is not None else None
                 if parsed:
                     online = set(host_cpus)
                     allowed = tuple(c for c in parsed if c in online) or host_cpus
@@ -407,6 +412,11 @@ class CgroupReader:
                     cg.check_exists()
                 continue
             tids.extend(int(t) for t in text.split() if t.isdigit())
+            try:
+                if os.stat(d).st_nlink == 2:
+                    continue   # a directory's link count is 2 + its subdirectories
+            except OSError:
+                continue
             try:
                 with os.scandir(d) as it:
                     pending.extend(e.path for e in it if e.is_dir(follow_symlinks=False))

@@ -153,12 +153,16 @@ def _new_ops(cfs_quota: bool) -> Any:
 
 def reload_views(old_ops: Any, cfs_quota: bool) -> Any:
     """Re-import the view code and build new operations (SIGUSR1)."""
+    kernfile = sys.modules.get("lxcfs_toolkit.kernfile")
+    old_files = getattr(kernfile, "held", None)
     for name in RELOADABLE:
         module = sys.modules.get(name)
         module = importlib.reload(module) if module is not None else importlib.import_module(name)
     ops = _new_ops(cfs_quota)
     with contextlib.suppress(AttributeError):
         ops.loads = old_ops.loads   # keep the load average's history
+    if old_files is not None and hasattr(old_files, "close"):
+        old_files.close()           # the new module keeps its own files open
     return ops
 
 
