@@ -21,8 +21,10 @@ costs more than that on a busy daemon.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import resource
 import threading
 from collections.abc import Callable
 from typing import cast
@@ -105,6 +107,21 @@ def pread_all(fd: int) -> bytes | None:
         offset += n
 
 
+def _fd_budget() -> int:
+    """How many files may be kept: half the soft RLIMIT_NOFILE (the rest is the daemon's)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return HELD_MAX if soft == resource.RLIM_INFINITY else max(1, soft // 2)
+
+
+def raise_fd_limit(want: int = 2 * HELD_MAX + 1024) -> None:
+    """Raise the soft RLIMIT_NOFILE towards ``want`` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def kernel_pseudo_fs(fd: int) -> bool:
     """Whether ``fd`` is on procfs or cgroupfs (v1 or v2)."""
     buf = ctypes.create_string_buffer(256)   # struct statfs; f_type (a long) comes first
@@ -144,7 +161,7 @@ class OpenFiles:
             if data is None or self._closed or not self.keepable(fd):
                 _close(fd)
                 return data
-            if len(self._fds) >= self.limit:
+            if len(self._fds) >= min(self.limit, _fd_budget()):
                 oldest = next(iter(self._fds))
                 _close(self._fds.pop(oldest))
             self._fds[key] = fd

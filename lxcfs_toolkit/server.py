@@ -267,6 +267,9 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         daemon.install()   # before mounting: no signal may kill it by accident
     conn, old = _connect(mountpoint)
+    from lxcfs_toolkit import kernfile
+
+    kernfile.raise_fd_limit()   # systemd's soft 1024 would leave few files to keep open
     ops = _new_ops(cfs_quota)
     governor = None
     if single_cpu:

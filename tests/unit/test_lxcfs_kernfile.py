@@ -64,3 +64,19 @@ def test_rereads_see_new_content_and_the_oldest_file_goes_first(tmp_path: Path) 
     assert len(files) == 0
     assert files.read(str(paths[0])) == b"v0\n"
     assert len(files) == 0            # closed for good: nothing is kept any more
+
+
+def test_kept_files_stay_within_half_the_fd_limit(tmp_path: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = OpenFiles(limit=1000, keepable=lambda fd: True)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        for i in range(100):
+            (tmp_path / str(i)).write_text(str(i))
+            assert files.read(str(tmp_path / str(i))) == str(i).encode()
+        assert len(files) == 32
+    finally:
+        files.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
