@@ -178,7 +178,7 @@ class Cgroup:
     path: str
     v2: bool
 
-    @property
+    @functools.cached_property
     def dir(self) -> str:
         return self.mount + self.path if self.path != "/" else self.mount
 
@@ -190,16 +190,21 @@ class Cgroup:
 
     def up(self) -> Iterator[Cgroup]:
         """This cgroup, then each ancestor up to and including the root."""
-        path = self.path
-        while True:
-            yield Cgroup(self.mount, path, self.v2)
-            if path == "/":
-                return
-            path = path.rsplit("/", 1)[0] or "/"
+        return iter(_chain(self.mount, self.path, self.v2))
 
     def check_exists(self) -> None:
         if not os.path.isdir(self.dir):
             raise CgroupGone(self.dir)
+
+
+@functools.lru_cache(maxsize=4096)
+def _chain(mount: str, path: str, v2: bool) -> tuple[Cgroup, ...]:
+    chain = []
+    while True:
+        chain.append(Cgroup(mount, path, v2))
+        if path == "/":
+            return tuple(chain)
+        path = path.rsplit("/", 1)[0] or "/"
 
 
 class CgroupReader:
@@ -321,6 +326,8 @@ class CgroupReader:
                     continue
             else:
                 quota = _int(c.read("cpu.cfs_quota_us"))
+                if quota is None or quota <= 0:
+                    continue   # -1: no quota here (the period does not matter)
                 period = _int(c.read("cpu.cfs_period_us"))
             if quota is not None and period and quota > 0:
                 ratios.append(quota / period)

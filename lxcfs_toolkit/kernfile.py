@@ -137,7 +137,7 @@ class OpenFiles:
                  keepable: Callable[[int], bool] = kernel_pseudo_fs) -> None:
         self.limit = max(1, limit)
         self.keepable = keepable
-        self._fds: dict[bytes, int] = {}
+        self._fds: dict[str, int] = {}
         self._closed = False
         self._lock = threading.Lock()   # no fd may be closed (and its number reused) mid-read
 
@@ -145,7 +145,7 @@ class OpenFiles:
         return len(self._fds)
 
     def read(self, path: str) -> bytes | None:
-        key = path.encode()
+        key = path
         with self._lock:
             fd = self._fds.get(key)
             if fd is not None:
@@ -154,7 +154,7 @@ class OpenFiles:
                     return data
                 del self._fds[key]        # removed (ENODEV) or dead (ESRCH): look again
                 _close(fd)
-            fd = _open(key, _FLAGS)
+            fd = _open(key.encode(), _FLAGS)
             if fd < 0:
                 return None
             data = pread_all(fd)

@@ -40,7 +40,7 @@ from syscontainer_tools.errors import ToolError, render
 
 log = logging.getLogger(__name__)
 
-THREADS = 4
+THREADS = 8
 # reloaded by SIGUSR1, in this order (what a module imports is reloaded before it)
 RELOADABLE = (
     "lxcfs_toolkit.kernfile", "lxcfs_toolkit.views.inputs", "lxcfs_toolkit.views.meminfo",
@@ -259,7 +259,7 @@ def serve(
     ``cfs_quota``: show only as many CPUs as the CFS quota allows (rounded
     up). ``single_cpu``: gather the daemon's threads on one CPU while many
     readers are concurrent (see ``lxcfs_toolkit.affinity``). ``threads``:
-    worker threads (True: 4, False: 1)."""
+    worker threads (True: 8, False: 1)."""
     from lxcfs_toolkit import fs, fuseloop, handover
 
     mountpoint = os.path.abspath(mountpoint)
