@@ -9,7 +9,12 @@ keeps the bytes with the open file; reads at offset > 0 slice that same
 snapshot, so a reader using small buffers sees one consistent file. A
 rendering is also kept for ``cache_ttl`` seconds (0.1) under the key
 (file, the text of the viewed process's /proc/PID/cgroup): two readers share
-it only when every one of their cgroups is the same.
+it only when every one of their cgroups is the same. The host's
+/proc/meminfo, the base of every container's meminfo, is shared the same
+way for ``cache_ttl``; /proc/stat is read for every rendering (a stale host
+line next to fresh cgroup usage could make idle time go backwards).
+cgroup files and each namespace init's /proc/PID/cgroup stay open between
+renderings (``kernfile.OpenFiles``).
 
 Everything that goes wrong while rendering is answered with EIO and logged;
 nothing a reader or a cgroup does can stop the daemon.
