@@ -14,9 +14,12 @@ second, each round open-read-close of /proc/meminfo, /proc/stat and
 
 1. fleet: CONTAINERS readers, SECONDS against each daemon, C and Python in
    turn twice (against drift).  Printed per daemon: reads, the daemon's CPU
-   time (utime + stime from /proc/PID/stat) per 1000 reads, and the p99 of
-   one open-read-close over all reads; then the Python/C ratio of CPU per
-   1000 reads (issue 16's target: <= 0.5) and of p99 (target <= 1).
+   time (utime + stime from /proc/PID/stat) per 1000 reads and its user
+   share, and the p99 of one open-read-close over all reads; then the
+   Python/C ratio of CPU per 1000 reads (issue 16's target: <= 0.5) and of
+   p99 (target <= 1), and the load average.  ``--variant ARGS`` adds a
+   second Python daemon (``LXCFS_FLEET_VARIANT_PATH=DIR``: run from that
+   checkout) for a before/after comparison under the same load.
 2. loadavg at scale (run first): one probe container reads /proc/loadavg in
    a loop while 5, then MANY containers exist (each has read its loadavg once from
    both daemons, so both track it).  Printed per daemon: mean and p99 of a
