@@ -131,7 +131,8 @@ def kernel_pseudo_fs(fd: int) -> bool:
 
 
 class OpenFiles:
-    """Pseudo files kept open by path (at most ``limit``, oldest closed first)."""
+    """Pseudo files kept open by path (at most ``limit``; the least recently read
+    is closed first, so the files of removed cgroups go before live ones)."""
 
     def __init__(self, limit: int = HELD_MAX,
                  keepable: Callable[[int], bool] = kernel_pseudo_fs) -> None:
@@ -147,13 +148,13 @@ class OpenFiles:
     def read(self, path: str) -> bytes | None:
         key = path
         with self._lock:
-            fd = self._fds.get(key)
+            fd = self._fds.pop(key, None)
             if fd is not None:
                 data = pread_all(fd)
                 if data is not None:
+                    self._fds[key] = fd   # now the newest: the least recently read go first
                     return data
-                del self._fds[key]        # removed (ENODEV) or dead (ESRCH): look again
-                _close(fd)
+                _close(fd)                # removed (ENODEV) or dead (ESRCH): look again
             fd = _open(key.encode(), _FLAGS)
             if fd < 0:
                 return None

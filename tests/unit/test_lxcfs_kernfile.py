@@ -48,13 +48,17 @@ def test_a_dead_process_file_is_not_answered_from_the_kept_one() -> None:
     files.close()
 
 
-def test_rereads_see_new_content_and_the_oldest_file_goes_first(tmp_path: Path) -> None:
+def test_rereads_see_new_content_and_the_least_recently_read_goes_first(tmp_path: Path) -> None:
     files = OpenFiles(limit=2, keepable=lambda fd: True)
     paths = [tmp_path / name for name in "abc"]
-    for i, p in enumerate(paths):
+    for i, p in enumerate(paths[:2]):
         p.write_text(f"v{i}\n")
         assert files.read(str(p)) == f"v{i}\n".encode()
+    files.read(str(paths[0]))          # a is now newer than b
+    paths[2].write_text("v2\n")
+    assert files.read(str(paths[2])) == b"v2\n"
     assert len(files) == 2
+    assert set(files._fds) == {str(paths[0]), str(paths[2])}   # b went
     paths[2].write_text("a much longer new content\n")   # same inode: pread sees it
     assert files.read_text(str(paths[2])) == "a much longer new content\n"
     big = "y" * 200_000
