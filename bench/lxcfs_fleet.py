@@ -52,7 +52,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import rmdir_cgroup
+from common import rmdir_cgroup, start_lxcfs
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = f"sctfleet{secrets.token_hex(3)}"
@@ -134,7 +134,7 @@ class Fleet:
     def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
         sys.path.insert(0, str(ROOT))
-        from lxcfs_toolkit.cgroups import Hierarchies
+        from lxcfs_toolkit.cgroupreader import Hierarchies
 
         self.mounts = dict(Hierarchies.discover().v1)
         self.ncpu = len(os.sched_getaffinity(0))
@@ -240,21 +240,8 @@ class Daemon:
     def __init__(self, stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:
         self.kind, self.mnt = kind, mnt
         os.mkdir(mnt)
-        if kind != "c":
-            cmd = [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt]
-        else:
-            cmd = ["/usr/bin/lxcfs", "-f", "-l", "-p", mnt + ".pid", mnt]
         cwd = os.environ.get("LXCFS_FLEET_VARIANT_PATH", ROOT) if kind == "variant" else ROOT
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        stack.callback(self.stop)
-        for _ in range(200):
-            if os.path.exists(f"{mnt}/proc/meminfo"):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise SystemExit(f"{kind} lxcfs did not come up at {mnt}")
+        self.proc = start_lxcfs(stack, kind, mnt, extra, cwd=cwd)
 
     def cpu(self) -> float:
         """utime + stime of the daemon, seconds."""
@@ -271,15 +258,6 @@ class Daemon:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        subprocess.run(["umount", "-l", self.mnt], stderr=subprocess.DEVNULL, check=False)
 
 
 def p99(values: list[int]) -> float:
@@ -413,7 +391,7 @@ def main() -> int:
         daemons = {"python": Daemon(stack, "python", f"{tmp}/py", args.server_args.split())}
         if args.variant is not None:   # a second Python daemon, for A/B runs in one load
             daemons["variant"] = Daemon(stack, "variant", f"{tmp}/py2", args.variant.split())
-        daemons["c"] = Daemon(stack, "c", f"{tmp}/c", [])
+        daemons["c"] = Daemon(stack, "c", f"{tmp}/c", ["-l"])
         fl = Fleet(stack)
         fl.add_readers(1)
         if args.many > 0:

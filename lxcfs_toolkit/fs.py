@@ -33,13 +33,12 @@ from collections.abc import Callable
 from typing import Any
 
 from lxcfs_toolkit import kernfile
-from lxcfs_toolkit.cgroups import (
+from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    Membership,
     parse_cpu_list,
-    parse_proc_cgroup,
+    pruned_membership,
 )
 from lxcfs_toolkit.heldgil import read_small
 from lxcfs_toolkit.kernfile import read_bytes
@@ -55,6 +54,7 @@ from lxcfs_toolkit.views.pressure import RESOURCES, render_pressure
 from lxcfs_toolkit.views.stat import render_stat
 from lxcfs_toolkit.views.swaps import render_swaps
 from lxcfs_toolkit.views.uptime import render_uptime
+from syscontainer_tools.cgroup import Membership
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class LxcfsOperations:
                 return hit[1]
             membership = self._memberships.get(cg_text)
             if membership is None:
-                membership = parse_proc_cgroup(cg_text.decode("utf-8", "replace"))
+                membership = pruned_membership(cg_text.decode("utf-8", "replace"))
                 if len(self._memberships) >= MEMBERSHIPS_MAX:
                     self._memberships.clear()
                 self._memberships[cg_text] = membership
