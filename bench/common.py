@@ -29,6 +29,26 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
+def timed_cpu(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``argv``; CPU is the user + system
+    time of it and the children it waited for.  On a shared machine CPU time
+    is the steadier measure: wall time also counts the waits for a core."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(argv, env)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def spread(values: list[float]) -> str:
+    """``median (min .. max)`` in ms."""
+    import statistics
+
+    return (f"{statistics.median(values) * 1000:7.1f} ms "
+            f"({min(values) * 1000:.1f} .. {max(values) * 1000:.1f})")
+
+
 def make_bundle(bundle: Path, applets: tuple[str, ...] = ("sh", "sleep"),
                 hooks: dict[str, Any] | None = None) -> None:
     """A busybox rootfs and a runc config.json running ``sleep``."""

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_container, run, timed
+from common import make_container, run, spread, timed, timed_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -107,14 +107,16 @@ def main() -> None:
                   f"ip link set {shell_host} master {bridge} up"]
         sh_rm = ["sh", "-c", f"ip link del {shell_host}"]
 
-        cli_times, sh_times, lib_times = [], [], []
+        cli_times, sh_times, lib_times, cli_cpu, sh_cpu = [], [], [], [], []
         for i in range(args.runs + 1):          # round 0 warms up
-            t_cli = timed(add, env) + timed(rm, env)
-            t_sh = timed(sh_add) + timed(sh_rm)
+            (w1, c1), (w2, c2) = timed_cpu(add, env), timed_cpu(rm, env)
+            (w3, c3), (w4, c4) = timed_cpu(sh_add), timed_cpu(sh_rm)
             t_lib = library_round(cid, root, state_dir, bridge)
             if i:
-                cli_times.append(t_cli)
-                sh_times.append(t_sh)
+                cli_times.append(w1 + w2)
+                sh_times.append(w3 + w4)
+                cli_cpu.append(c1 + c2)
+                sh_cpu.append(c3 + c4)
                 lib_times.append(t_lib)
         m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
         ratios = [a / b for a, b in zip(cli_times, sh_times)]
@@ -127,6 +129,8 @@ def main() -> None:
               f"{statistics.median(lib_times) * 1000:7.1f} ms (in-process, no start-up)")
         print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
               f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(f"CPU (user+sys) CLI: {spread(cli_cpu)}; shell: {spread(sh_cpu)}; "
+              f"ratio of the best: {min(cli_cpu) / max(min(sh_cpu), 1e-3):.2f}")
 
         # 8 NICs + 50 routes on one container
         t0 = time.perf_counter()
