@@ -21,7 +21,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import shutil
 import signal
 import string
@@ -61,7 +60,15 @@ def ifname_problem(name: str) -> str | None:
 
 
 def random_name(prefix: str, length: int = 10) -> str:
-    return prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(length))
+    """``prefix`` + ``length`` random characters of [a-z0-9].
+
+    From os.urandom, not the secrets module: that imports hashlib, whose
+    OpenSSL library costs a command several milliseconds to load.  Bytes of
+    252 and above are dropped, so each character is equally likely."""
+    out: list[str] = []
+    while len(out) < length:
+        out += [_NAME_CHARS[b % 36] for b in os.urandom(length) if b < 252]
+    return prefix + "".join(out[:length])
 
 
 def error_type() -> Any:
