@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import make_container, run, spread, timed_cpu
+from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
@@ -86,26 +86,15 @@ def main() -> None:
         sh_rm = ["sh", "-c", f"nsenter -t {pid} -m rm /dev/bench && "
                  f"echo 'b {major}:{minor} rwm' > {cg}/devices.deny"]
 
-        cli_times, sh_times, cli_cpu, sh_cpu = [], [], [], []
-        for i in range(args.runs + 1):          # round 0 warms up
-            (w1, c1), (w2, c2) = timed_cpu(add, env), timed_cpu(rm, env)
-            (w3, c3), (w4, c4) = timed_cpu(sh_add), timed_cpu(sh_rm)
-            if i:
-                cli_times.append(w1 + w2)
-                sh_times.append(w3 + w4)
-                cli_cpu.append(c1 + c2)
-                sh_cpu.append(c3 + c4)
-        m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
-        ratios = [a / b for a, b in zip(cli_times, sh_times)]
+        cli_runs, sh_runs = rounds(args.runs,
+                                   lambda: both(timed_cpu(add, env), timed_cpu(rm, env)),
+                                   lambda: both(timed_cpu(sh_add), timed_cpu(sh_rm)))
+        cli_times, sh_times = [r[0] for r in cli_runs], [r[0] for r in sh_runs]
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
-        print(f"CLI add-device + remove-device: median {m_cli * 1000:7.1f} ms "
-              f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")
-        print(f"shell mknod/allow + rm/deny:    median {m_sh * 1000:7.1f} ms "
-              f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
-        print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
-              f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
-        print(f"CPU (user+sys) CLI: {spread(cli_cpu)}; shell: {spread(sh_cpu)}; "
-              f"ratio of the best: {min(cli_cpu) / max(min(sh_cpu), 1e-3):.2f}")
+        print(summary("CLI add-device + remove-device:", cli_times))
+        print(summary("shell mknod/allow + rm/deny:   ", sh_times))
+        print(ratio("CLI/shell", cli_times, sh_times))
+        print(cpu_line([r[1] for r in cli_runs], [r[1] for r in sh_runs]))
         typer_runs = [timed_cpu([args.python, "-c", "import typer"]) for _ in range(7)]
         floor = statistics.median(t[0] for t in typer_runs)
         floor_cpu = min(t[1] for t in typer_runs)

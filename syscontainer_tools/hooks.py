@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import jsonobject
 from .errors import ToolError
 from .quickjson import loads as json_loads
 
@@ -106,12 +107,8 @@ def read_oci_state(stream: Any) -> dict[str, Any]:
     raw = stream.read()
     if not raw.strip():
         raise ToolError("no OCI state on stdin")
-    try:
-        state = json_loads(raw)
-    except ValueError as err:
-        raise ToolError(f"the OCI state on stdin is not JSON: {err}") from None
-    if not isinstance(state, dict):
-        raise ToolError("the OCI state on stdin is not a JSON object")
+    state = jsonobject.parse(raw, not_json="the OCI state on stdin is not JSON",
+                             not_object="the OCI state on stdin is not a JSON object")
     if not state.get("id") or not state.get("bundle"):
         raise ToolError("the OCI state on stdin lacks a valid field: id or bundle")
     return state
@@ -153,7 +150,7 @@ def load_modules(names: list[str]) -> None:
 
 def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
     from .container import Container
-    from .state import StateStore
+    from .resources.state import StateStore
 
     container = Container.from_oci_state(state)
     modules = kernel_modules(container.env)
@@ -170,7 +167,7 @@ def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
 
 def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
     from .netlink import pin_path  # pyroute2 itself is imported only where used
-    from .state import StateStore
+    from .resources.state import StateStore
 
     cid = str(state["id"])
     store = StateStore(state_dir)

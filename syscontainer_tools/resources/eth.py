@@ -27,7 +27,7 @@ from .nicspec import HostState, Nic, NicType
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..rtnl import Handle as IPRoute
-    from ..state import StateStore
+    from .state import StateStore
 
 log = logging.getLogger(__name__)
 

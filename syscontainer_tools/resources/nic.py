@@ -36,7 +36,7 @@ from .routespec import RouteSpec, removed_line
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import Container
     from ..rtnl import Handle as IPRoute
-    from ..state import Record, StateStore
+    from .state import Record, StateStore
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from .routespec import COLUMNS, KEYS, RouteSpec, added_line, parse_routes, remov
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import Container
     from ..rtnl import Handle as IPRoute
-    from ..state import Record
+    from .state import Record
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ToolError
+from ..errors import ToolError
 
 if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is read
-    from .resources.devspec import Device
-    from .resources.nicspec import Nic
-    from .resources.pathspec import PathSpec
-    from .resources.qos import QosSpec
-    from .resources.routespec import RouteSpec
+    from .devspec import Device
+    from .nicspec import Nic
+    from .pathspec import PathSpec
+    from .qos import QosSpec
+    from .routespec import RouteSpec
 
 SCHEMA_VERSION = 2
 DEFAULT_STATE_DIR = "/var/lib/syscontainer-tools"
@@ -48,7 +48,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}\Z")  # \Z: "$" also tak
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 saved NICs under list-nic's column names (``CtrNicName``, an
     eth's ``Host``); schema 2 has a model of its own for them."""
-    from .resources.nicspec import migrate_v1 as _nic_v1
+    from .nicspec import migrate_v1 as _nic_v1
 
     nics = data.get("nics", [])
     if isinstance(nics, list):
@@ -118,18 +118,18 @@ class Record:
 def _model(section: str) -> Any:
     """The model class of one of the record's SECTIONS."""
     if section == "devices":
-        from .resources.devspec import Device
+        from .devspec import Device
         return Device
     if section == "qos":
-        from .resources.qos import QosSpec
+        from .qos import QosSpec
         return QosSpec
     if section == "paths":
-        from .resources.pathspec import PathSpec
+        from .pathspec import PathSpec
         return PathSpec
     if section == "nics":
-        from .resources.nicspec import Nic
+        from .nicspec import Nic
         return Nic
-    from .resources.routespec import RouteSpec
+    from .routespec import RouteSpec
     return RouteSpec
 
 
