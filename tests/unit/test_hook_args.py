@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from syscontainer_tools import hooks
-from syscontainer_tools.state import _ID_RE
+from syscontainer_tools.resources.state import _ID_RE
 
 PLAIN = [
     ["--state", "prestart"],
