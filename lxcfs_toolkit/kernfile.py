@@ -26,6 +26,7 @@ import ctypes
 import os
 import resource
 import threading
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -36,6 +37,7 @@ _CHUNK = 65536
 PROC_SUPER_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC = 0x9FA0, 0x27E0EB, 0x63677270
 KEEPABLE = frozenset({PROC_SUPER_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC})
 HELD_MAX = 8192
+HELD_IDLE = 30.0   # seconds a kept file may go unread before it is closed
 
 _libc = ctypes.PyDLL(None, use_errno=True)
 _open = _libc.open
@@ -132,27 +134,52 @@ def kernel_pseudo_fs(fd: int) -> bool:
 
 class OpenFiles:
     """Pseudo files kept open by path (at most ``limit``; the least recently read
-    is closed first, so the files of removed cgroups go before live ones)."""
+    is closed first, so the files of removed cgroups go before live ones).
+
+    A file not read for ``idle`` seconds is closed too: an open file of a
+    removed cgroup would keep it as a dying cgroup (its memory accounting
+    pinned in the kernel) for as long as the daemon holds it, and live
+    containers' readers come back long before that."""
 
     def __init__(self, limit: int = HELD_MAX,
-                 keepable: Callable[[int], bool] = kernel_pseudo_fs) -> None:
+                 keepable: Callable[[int], bool] = kernel_pseudo_fs,
+                 idle: float = HELD_IDLE, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = max(1, limit)
         self.keepable = keepable
-        self._fds: dict[str, int] = {}
+        self.idle = idle
+        self._clock = clock
+        self._fds: dict[str, tuple[int, float]] = {}   # path -> (fd, last read); oldest first
+        self._swept = clock()
         self._closed = False
         self._lock = threading.Lock()   # no fd may be closed (and its number reused) mid-read
 
     def __len__(self) -> int:
         return len(self._fds)
 
+    def _sweep(self, now: float) -> None:
+        """Close the files not read for ``idle`` seconds (at most once a second)."""
+        if now - self._swept < 1.0:
+            return
+        self._swept = now
+        while self._fds:
+            key = next(iter(self._fds))
+            fd, last = self._fds[key]
+            if now - last < self.idle:
+                break
+            del self._fds[key]
+            _close(fd)
+
     def read(self, path: str) -> bytes | None:
         key = path
         with self._lock:
-            fd = self._fds.pop(key, None)
-            if fd is not None:
+            now = self._clock()
+            self._sweep(now)
+            kept = self._fds.pop(key, None)
+            if kept is not None:
+                fd = kept[0]
                 data = pread_all(fd)
                 if data is not None:
-                    self._fds[key] = fd   # now the newest: the least recently read go first
+                    self._fds[key] = (fd, now)   # now the newest: the least recently read go first
                     return data
                 _close(fd)                # removed (ENODEV) or dead (ESRCH): look again
             fd = _open(key.encode(), _FLAGS)
@@ -164,8 +191,8 @@ class OpenFiles:
                 return data
             if len(self._fds) >= min(self.limit, _fd_budget()):
                 oldest = next(iter(self._fds))
-                _close(self._fds.pop(oldest))
-            self._fds[key] = fd
+                _close(self._fds.pop(oldest)[0])
+            self._fds[key] = (fd, now)
             return data
 
     def read_text(self, path: str) -> str | None:
@@ -176,7 +203,7 @@ class OpenFiles:
         """Close every kept file; later reads open and close each time."""
         with self._lock:
             self._closed = True
-            for fd in self._fds.values():
+            for fd, _ in self._fds.values():
                 _close(fd)
             self._fds.clear()
 

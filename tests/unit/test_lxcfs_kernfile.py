@@ -84,3 +84,28 @@ def test_kept_files_stay_within_half_the_fd_limit(tmp_path: Path) -> None:
     finally:
         files.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_files_not_read_for_the_idle_time_are_closed(tmp_path: Path) -> None:
+    now = [100.0]
+    files = OpenFiles(keepable=lambda fd: True, idle=30.0, clock=lambda: now[0])
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("a\n")
+    b.write_text("b\n")
+    files.read(str(a))
+    now[0] += 20
+    files.read(str(b))
+    assert len(files) == 2
+    now[0] += 15                      # a unread for 35 s, b for 15 s
+    held = dict(files._fds)
+    assert files.read(str(b)) == b"b\n"
+    assert set(files._fds) == {str(b)}
+    fd_a = held[str(a)][0]
+    try:
+        os.fstat(fd_a)
+        raise AssertionError("the idle file's descriptor is still open")
+    except OSError:
+        pass
+    assert files.read(str(a)) == b"a\n"    # read again: opened anew
+    assert len(files) == 2
+    files.close()
