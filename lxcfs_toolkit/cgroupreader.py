@@ -5,8 +5,8 @@ point them at a temp-dir tree:
 
 * :class:`Hierarchies` -- where each v1 controller and the v2 unified tree
   are mounted (``Hierarchies.discover()`` parses /proc/self/mountinfo);
-* :class:`Membership` -- which cgroup a process is in, per controller
-  (``parse_proc_cgroup()`` of /proc/PID/cgroup text).
+* ``syscontainer_tools.cgroup.Membership`` -- which cgroup a process is in,
+  per controller (``pruned_membership()`` of /proc/PID/cgroup text).
 
 A v1 controller mounted on its own hierarchy wins over v2; any other
 controller is looked up in the unified tree. A trailing ``/init.scope`` is
@@ -22,15 +22,18 @@ the FUSE layer turns into EIO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
 from syscontainer_tools import mountinfo
+from syscontainer_tools.cgroup import Membership, parse_membership
 from syscontainer_tools.mountinfo import V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
@@ -66,25 +69,15 @@ class Hierarchies:
         return cls(v1={k: v for k, v in v1.items() if k in V1_CONTROLLERS}, v2=v2)
 
 
-@dataclass(frozen=True)
-class Membership:
-    """The cgroup path of one process, per v1 controller and in the v2 tree."""
-
-    v1: Mapping[str, str] = field(default_factory=dict)
-    v2: str | None = None
-
-
 def _prune(path: str) -> str:
     if path.endswith(INIT_SCOPE):
         path = path[: -len(INIT_SCOPE)] or "/"
     return path or "/"
 
 
-def parse_proc_cgroup(text: str) -> Membership:
+def pruned_membership(text: str) -> Membership:
     """/proc/PID/cgroup (the project's one parser, ``syscontainer_tools.cgroup``),
     init.scope pruned, v1 controllers lxcfs reads only."""
-    from syscontainer_tools.cgroup import parse_membership
-
     member = parse_membership(text)
     return Membership(v1={c: _prune(p) for c, p in member.v1.items() if c in V1_CONTROLLERS},
                       v2=None if member.v2 is None else _prune(member.v2))
@@ -107,6 +100,9 @@ def parse_cpu_list(text: str) -> tuple[int, ...] | None:
     except ValueError:
         return None
     return tuple(sorted(cpus))
+
+
+_cpu_list = functools.lru_cache(maxsize=256)(parse_cpu_list)
 
 
 def _int(text: str | None) -> int | None:
@@ -173,7 +169,7 @@ class Cgroup:
     path: str
     v2: bool
 
-    @property
+    @functools.cached_property
     def dir(self) -> str:
         return self.mount + self.path if self.path != "/" else self.mount
 
@@ -181,20 +177,25 @@ class Cgroup:
         return f"{self.dir}/{name}"
 
     def read(self, name: str) -> str | None:
-        return read_text(self.file(name))
+        return kernfile.held.read_text(self.file(name))
 
     def up(self) -> Iterator[Cgroup]:
         """This cgroup, then each ancestor up to and including the root."""
-        path = self.path
-        while True:
-            yield Cgroup(self.mount, path, self.v2)
-            if path == "/":
-                return
-            path = path.rsplit("/", 1)[0] or "/"
+        return iter(_chain(self.mount, self.path, self.v2))
 
     def check_exists(self) -> None:
         if not os.path.isdir(self.dir):
             raise CgroupGone(self.dir)
+
+
+@functools.lru_cache(maxsize=4096)
+def _chain(mount: str, path: str, v2: bool) -> tuple[Cgroup, ...]:
+    chain = []
+    while True:
+        chain.append(Cgroup(mount, path, v2))
+        if path == "/":
+            return tuple(chain)
+        path = path.rsplit("/", 1)[0] or "/"
 
 
 class CgroupReader:
@@ -284,7 +285,7 @@ class CgroupReader:
             names = ("cpuset.cpus.effective",) if cg.v2 else ("cpuset.effective_cpus", "cpuset.cpus")
             for name in names:
                 text = cg.read(name)
-                parsed = parse_cpu_list(text) if text is not None else None
+                parsed = _cpu_list(text) if text is not None else None
                 if parsed:
                     online = set(host_cpus)
                     allowed = tuple(c for c in parsed if c in online) or host_cpus
@@ -316,6 +317,8 @@ class CgroupReader:
                     continue
             else:
                 quota = _int(c.read("cpu.cfs_quota_us"))
+                if quota is None or quota <= 0:
+                    continue   # -1: no quota here (the period does not matter)
                 period = _int(c.read("cpu.cfs_period_us"))
             if quota is not None and period and quota > 0:
                 ratios.append(quota / period)
@@ -407,6 +410,11 @@ class CgroupReader:
                     cg.check_exists()
                 continue
             tids.extend(int(t) for t in text.split() if t.isdigit())
+            try:
+                if os.stat(d).st_nlink == 2:
+                    continue   # a directory's link count is 2 + its subdirectories
+            except OSError:
+                continue
             try:
                 with os.scandir(d) as it:
                     pending.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
