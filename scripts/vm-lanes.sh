@@ -53,25 +53,43 @@ lane() {
     t0=$(date +%s)
     scripts/vm-lane.sh "$@"
     s=$?
-    echo "== VM lane $1 $2 ... finished with status $s in $(( $(date +%s) - t0 ))s"
+    echo "== VM lane $2 ... finished with status $s in $(( $(date +%s) - t0 ))s"
     [ "$s" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$s
 }
+
+SUITES=(bullseye trixie)
+# the roots are made one after the other in the background, from the start:
+# the next one's debootstrap (network, dpkg) overlaps this one's guests (CPU)
+mkdir -p .vm/roots
+rm -f .vm/roots/*.mk.rc
+(
+    for suite in "${SUITES[@]}"; do
+        t0=$(date +%s)
+        tests/vm/mkroot.sh "$suite" ".vm/roots/$suite" >".vm/roots/$suite.mk.log" 2>&1
+        s=$?
+        echo "$s $(( $(date +%s) - t0 ))" >".vm/roots/$suite.mk.rc"
+    done
+) </dev/null &
+mk_pid=$!
+trap 'kill "$mk_pid" 2>/dev/null' EXIT
 
 if [ "$distros_only" = 0 ]; then
     echo "== VM lane: Debian 12 stock kernel, pure cgroup v2"
     lane --name debian12-v2 -- tests/vm -q -rfE
 fi
 
-for suite in bullseye trixie; do
+for suite in "${SUITES[@]}"; do
     dir=.vm/roots/$suite
     echo "== VM lane: Debian $suite root ($dir)"
-    t0=$(date +%s)
-    if ! tests/vm/mkroot.sh "$suite" "$dir"; then
-        echo "== VM lane $suite: could not make the root"
+    while [ ! -s "$dir.mk.rc" ] && kill -0 "$mk_pid" 2>/dev/null; do sleep 2; done
+    read -r s dt < "$dir.mk.rc" 2>/dev/null || s=2 dt=?
+    cat "$dir.mk.log" 2>/dev/null
+    if [ "$s" != 0 ]; then
+        echo "== VM lane $suite: could not make the root (tests/vm/mkroot.sh exited $s)"
         [ "$rc" -ne 0 ] || rc=2
         continue
     fi
-    echo "== VM lane $suite: root ready in $(( $(date +%s) - t0 ))s"
+    echo "== VM lane $suite: root ready in ${dt}s"
     if [ "$UNIT" = 1 ]; then
         t0=$(date +%s)
         tests/vm/inroot.sh "$dir" python -m pytest -p no:cacheprovider tests/unit -q -rfE
