@@ -12,30 +12,36 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from .. import typerapp
 from ..errors import ToolError
-from ..errors import render as render_error
-from ..typerapp import Typer
+from ..typerapp import (
+    DebugOption,
+    EngineOption,
+    LogOption,
+    RuntimeRootOption,
+    Typer,
+    show_version,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Outcome, Tools
 
-# typer reads command annotations at run time (also on 3.9): aliases, not X | None
-OptionalText = Optional[str]
-
 F = TypeVar("F", bound=Callable[..., Any])
+
+_LOG = "syscontainer_tools.cli"  # the failure lines go to --log, not twice to stderr
 
 app = Typer(
     name="syscontainer-tools",
     help="Add, remove, list and update devices, NICs, routes and paths in running "
          "system containers; every change is saved and re-applied at the next start.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # click's plain help: rich's help panels cost ~130 ms of imports
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -66,31 +72,6 @@ def options() -> Options:
     return _options
 
 
-def show_version(prog: str) -> Callable[[bool], None]:
-    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
-
-    def callback(value: bool) -> None:
-        if value:
-            from .. import __version__
-
-            typer.echo(f"{prog} {__version__}")
-            raise typer.Exit(0)
-
-    return callback
-
-
-# the global options syscontainer-tools and lxcfs-toolkit share
-EngineOption = Annotated[str, typer.Option(
-    "--engine", envvar="SYSCONTAINER_ENGINE",
-    help="auto, isula, docker, podman, containerd, runc or crun")]
-RuntimeRootOption = Annotated[OptionalText, typer.Option(
-    "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-    help="state root of runc/crun (runc --root)")]
-DebugOption = Annotated[bool, typer.Option(
-    "--debug", help="debug logging, tracebacks on errors")]
-LogOption = Annotated[OptionalText, typer.Option("--log", help="also log to this file")]
-
-
 @app.callback()
 def _global(
     engine: EngineOption = "auto",
@@ -117,20 +98,10 @@ def _global(
 
 
 def fail(action: str, message: str, hint: str | None = None) -> NoReturn:
-    _fail(ToolError(message, hint=hint), action)
+    typerapp.fail(ToolError(message, hint=hint), action, log_as=_LOG)
 
 
-def _fail(err: BaseException, action: str) -> NoReturn:
-    import logging
-
-    lines = render_error(err, action=action)
-    logging.getLogger("syscontainer_tools.cli").error("%s", lines[0])
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(1)
-
-
-def handles(action: str) -> Callable[[F], F]:
+def fails_as(action: str) -> Callable[[F], F]:
     """Turn any error a command raises into the contract's stderr line
     (``Failed to <action>: <reason>``, exit 1); never a traceback, unless
     --debug."""
@@ -138,18 +109,21 @@ def handles(action: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with typerapp.failing_as(action, debug=_options.debug, log_as=_LOG):
                 return fn(*args, **kwargs)
-            except typer.Exit:
-                raise
-            except Exception as err:  # noqa: BLE001 - never a traceback for the user
-                if _options.debug:
-                    traceback.print_exc()
-                _fail(err, action)
 
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+def command(name: str, action: str) -> Callable[[F], F]:
+    """Register ``syscontainer-tools NAME``, failing as ``action``."""
+
+    def register(fn: F) -> F:
+        return app.command(name)(fails_as(action)(fn))
+
+    return register
 
 
 # Parameters every command shares
@@ -221,15 +195,52 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
-def _register() -> None:
+# which module registers which command (the order of --help's list)
+COMMAND_MODULES = {
+    "devices": ("add-device", "remove-device", "list-device", "update-device"),
+    "paths": ("add-path", "remove-path", "list-path"),
+    "network": ("add-nic", "remove-nic", "update-nic", "add-route", "remove-route",
+                "list-nic", "list-route"),
+    "selinux": ("relabel",),
+    "install": ("install-hooks",),
+}
+# the global options that take a value (see _global)
+_VALUED_GLOBALS = ("--engine", "--runtime-root", "--state-dir", "--log", "--log-format")
+
+
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the command ``argv`` names, or None (no command, an
+    unknown one, shell completion): then every module is needed."""
+    import os
+
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUED_GLOBALS:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return next((module for module, names in COMMAND_MODULES.items() if arg in names), None)
+    return None
+
+
+def _register(argv: Sequence[str] | None = None) -> None:
+    """Import the command modules: only the one the command line names, when
+    it names one (each costs imports and typer's reading of its signatures),
+    else all."""
     import importlib
 
-    for name in ("devices", "paths", "network", "selinux", "install"):
+    only = _command_module(argv) if argv is not None else None
+    for name in COMMAND_MODULES if only is None else (only,):
         importlib.import_module(f"{__name__}.{name}")
 
 
 def main() -> None:
-    _register()
+    _register(sys.argv[1:])
     app()
 
 

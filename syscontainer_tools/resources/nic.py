@@ -34,10 +34,9 @@ from .nicspec import (
 from .routespec import RouteSpec, removed_line
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
-
     from ..container import Container
-    from ..state import Record, StateStore
+    from ..rtnl import Handle as IPRoute
+    from .state import Record, StateStore
 
 log = logging.getLogger(__name__)
 
