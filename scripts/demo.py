@@ -93,6 +93,14 @@ class Demo:
             (rootfs / d).mkdir(parents=True, exist_ok=True)
         busybox = shutil.which("busybox") or "/bin/busybox"
         shutil.copy2(busybox, rootfs / "bin" / "busybox")
+        # a dynamically linked busybox (openEuler's) needs its loader and
+        # libraries inside; ldd fails on a static one (Debian's busybox-static)
+        ldd = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False)
+        for line in ldd.stdout.splitlines() if ldd.returncode == 0 else ():
+            lib = next((w for w in line.split() if w.startswith("/")), None)
+            if lib:
+                (rootfs / lib.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(lib, rootfs / lib.lstrip("/"))
         for applet in APPLETS:
             (rootfs / "bin" / applet).symlink_to("busybox")
         subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)

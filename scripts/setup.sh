@@ -55,10 +55,16 @@ if command -v apt-get >/dev/null; then
                   awk '$2 == "installed" { sub(/:.*/, "", $1); print $1 }'; }
 elif command -v dnf >/dev/null; then
     pm=dnf
-    RUN_PKGS=(fuse fuse3 iproute kmod systemd-udev util-linux procps-ng python3)
-    DEMO_PKGS=(runc busybox)
+    # Names checked against Fedora's and openEuler's spec files.  A path where
+    # the two name the package differently (dnf installs what provides it):
+    # runc is docker-runc on openEuler, qemu-system-x86_64 is in Fedora's
+    # qemu-system-x86-core.  python3 has venv there; sfdisk is in util-linux;
+    # "docker" is what openEuler's docker-engine and Fedora's moby-engine
+    # provide.  (No libfuse 2 "fuse": the daemon speaks FUSE itself.)
+    RUN_PKGS=(fuse3 iproute kmod systemd-udev util-linux procps-ng python3)
+    DEMO_PKGS=(/usr/bin/runc busybox)
     TEST_PKGS=(crun podman lxcfs openvswitch bridge-utils rpm-build docker containerd)
-    VM_PKGS=(qemu-system-x86 debootstrap file)
+    VM_PKGS=(/usr/bin/qemu-system-x86_64 debootstrap file)
     installed() { for p in "$@"; do rpm -q --whatprovides "$p" >/dev/null 2>&1 && echo "$p"; done; }
 else
     echo "setup.sh: neither apt-get nor dnf found; install by hand what docs/install.md lists" >&2

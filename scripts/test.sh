@@ -6,8 +6,10 @@
 # the Python users have (Debian 12: 3.11.2), not whichever is first on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# SYSCONTAINER_VM_LANE: smoke (default: a short run in a Debian 12 guest on pure
-# cgroup v2), full (every VM lane: scripts/vm-lanes.sh), 0 (none)
+# SYSCONTAINER_VM_LANE: smoke (default: a run in a Debian 12 guest on pure
+# cgroup v2), distros (smoke, then the Debian 11 and 13 guests' subset:
+# scripts/vm-lanes.sh --distros), full (every VM lane: scripts/vm-lanes.sh),
+# 0 (none)
 vm=${SYSCONTAINER_VM_LANE:-smoke}
 if [ "$vm" != 0 ]; then bash scripts/setup.sh --test --vm; else bash scripts/setup.sh --test; fi
 echo "== $(.venv/bin/python -V) ($(readlink -f .venv/bin/python))"
@@ -40,6 +42,11 @@ case "$vm" in
         t0=$(date +%s)
         scripts/vm-lane.sh --timeout 2400 --name debian12-v2-smoke -- "${SMOKE[@]}" -q -rfE ||
             { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
-        echo "== VM lane (smoke) took $(( $(date +%s) - t0 ))s" ;;
+        echo "== VM lane (smoke) took $(( $(date +%s) - t0 ))s"
+        # Debian 11 (Python 3.9, kernel 5.10) and 13 (Python 3.13, kernel 6.12)
+        # roots, each on the hybrid layout and on pure v2 (not yet green: not in CI)
+        if [ "$vm" = distros ]; then
+            bash scripts/vm-lanes.sh --distros || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+        fi ;;
 esac
 exit "$rc"

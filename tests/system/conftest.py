@@ -40,10 +40,26 @@ def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=kw.pop("check", True), **kw)
 
 
+def copy_libs(binary: str, rootfs: Path) -> None:
+    """The loader and libraries of a dynamically linked ``binary``, at their
+    paths under ``rootfs`` (openEuler's busybox is dynamic; Debian's
+    busybox-static and Fedora's busybox are not: ldd fails, nothing to do)."""
+    proc = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return
+    for line in proc.stdout.splitlines():
+        path = next((w for w in line.split() if w.startswith("/")), None)
+        if path:
+            target = rootfs / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
 def make_rootfs(dest: Path) -> None:
     for d in ("bin", "dev", "proc", "sys", "etc", "tmp", "root", "run", "var", "mnt"):
         (dest / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    copy_libs(BUSYBOX, dest)
     for applet in APPLETS:
         (dest / "bin" / applet).symlink_to("busybox")
     (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")

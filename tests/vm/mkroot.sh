@@ -16,24 +16,51 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 say() { echo "mkroot [$suite]: $*" >&2; }
 
 command -v debootstrap >/dev/null || { say "debootstrap is not installed (apt-get install debootstrap)"; exit 2; }
-case "$suite" in
-    bullseye|bookworm) fuse2=libfuse2 ;;
-    *) fuse2=libfuse2t64 ;;
-esac
-pkgs=linux-image-amd64,python3,python3-venv,runc,busybox-static,iproute2,fuse3,$fuse2,udev,kmod
-pkgs+=,util-linux,fdisk,procps,ca-certificates,systemd-sysv,dbus
+# what the tests run in the guest (minbase: no recommends, no docs to speak of).
+# The kernel is not among them: its package would pull initramfs-tools and
+# build an initrd that virtme-ng never uses (it boots with its own), so it is
+# unpacked below instead.
+pkgs=python3,python3-venv,runc,busybox-static,iproute2,fuse3,udev,kmod
+pkgs+=,util-linux,fdisk,procps,systemd-sysv,dbus
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+t0=$(date +%s)
 if [ ! -x "$dir/usr/bin/python3" ] || [ ! -e "$dir/.sctvm-bootstrapped" ]; then
     say "debootstrap into $dir (takes minutes)"
     debootstrap --variant=minbase --include="$pkgs" "$suite" "$dir" "$mirror" >"$dir.debootstrap.log" 2>&1 || {
         say "debootstrap failed; the end of $dir.debootstrap.log:"; tail -20 "$dir.debootstrap.log" >&2; exit 1; }
     touch "$dir/.sctvm-bootstrapped"
+    say "debootstrap took $(( $(date +%s) - t0 ))s"
 fi
-# the kernel's modules indexed for modprobe in the guest
-for m in "$dir"/lib/modules/*; do depmod -b "$dir" "$(basename "$m")"; done
+# the suite's own kernel: the package linux-image-amd64 points at, unpacked
+# (dpkg -x) with its modules indexed for modprobe in the guest
+if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
+    # (debootstrap leaves the suite's package lists in the root)
+    kpkg=$(chroot "$dir" apt-cache depends linux-image-amd64 2>/dev/null |
+           awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    [ -n "$kpkg" ] || { say "the root's apt knows no kernel behind linux-image-amd64"; exit 1; }
+    mkdir -p "$dir/tmp/sctvm-kernel"
+    chroot "$dir" sh -c "cd /tmp/sctvm-kernel && apt-get -q -o APT::Sandbox::User=root download $kpkg" >&2 ||
+        { say "could not download $kpkg"; exit 1; }
+    # unpacked beside, then moved in: dpkg -x over the root would replace its
+    # merged-/usr symlinks (lib -> usr/lib) with directories
+    x="$dir/tmp/sctvm-kernel/x"
+    dpkg -x "$dir"/tmp/sctvm-kernel/"$kpkg"_*.deb "$x"
+    mkdir -p "$dir/boot" "$dir/lib/modules"
+    cp -a "$x"/boot/. "$dir/boot/"
+    for m in "$x"/lib/modules "$x"/usr/lib/modules; do
+        if [ -d "$m" ]; then cp -a "$m"/. "$dir/lib/modules/"; fi
+    done
+    rm -rf "$dir/tmp/sctvm-kernel"
+    say "kernel $kpkg unpacked"
+fi
+for m in "$dir"/lib/modules/*; do
+    if [ -d "$m" ]; then depmod -b "$dir" "$(basename "$m")"; fi
+done
 ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || { say "no kernel in $dir/boot"; exit 1; }
+# the archives debootstrap kept (the guest installs nothing)
+rm -f "$dir"/var/cache/apt/archives/*.deb
 
 deps=$(cd "$REPO" && python3 - <<'PY'
 import re
@@ -54,24 +81,23 @@ chroot "$dir" sh -c "[ -x /opt/sctvm/venv/bin/python ] || python3 -m venv /opt/s
 pyver=$(chroot "$dir" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 wheels="$dir/opt/sctvm/wheels"
 mkdir -p "$wheels"
-binary=() sdist=()
-for d in $deps; do
-    case "$d" in fusepy*) sdist+=("$d") ;; *) binary+=("$d") ;; esac
-done
 "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
     --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform linux_x86_64 "${binary[@]}" setuptools wheel \
+    --platform manylinux_2_17_x86_64 --platform linux_x86_64 $deps setuptools wheel \
     exceptiongroup tomli typing_extensions importlib_resources zipp >&2   # markers are judged by the host's python
-# fusepy is published as a source archive only
-[ ${#sdist[@]} -eq 0 ] || "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --no-deps \
-    --no-binary=:all: "${sdist[@]}" >&2
 chroot "$dir" /opt/sctvm/venv/bin/python -m pip install -q --disable-pip-version-check \
     --no-index --find-links /opt/sctvm/wheels $deps >&2
 site=$(chroot "$dir" /opt/sctvm/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$REPO" > "$dir$site/syscontainer-tools-worktree.pth"
-# the console scripts the tests and hooks call, as pip would write them
-for spec in syscontainer-tools=syscontainer_tools.cli:main syscontainer-hooks=syscontainer_tools.hooks:main \
-            lxcfs-toolkit=lxcfs_toolkit.cli:main lxcfs-hook=lxcfs_toolkit.hook:main; do
+# the console scripts the tests and hooks call (pyproject's [project.scripts]),
+# as pip would write them
+scripts=$(cd "$REPO" && python3 - <<'PY'
+import re
+block = re.search(r"^\[project\.scripts\]\n(.*?)(?:^\[|\Z)", open("pyproject.toml").read(), re.S | re.M).group(1)
+print(" ".join("%s=%s" % m for m in re.findall(r'^([\w-]+) = "([^"]+)"', block, re.M)))
+PY
+)
+for spec in $scripts; do
     name=${spec%%=*} target=${spec#*=}
     printf '#!/opt/sctvm/venv/bin/python\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' \
         "${target%%:*}" "${target##*:}" "${target##*:}" > "$dir/opt/sctvm/venv/bin/$name"
