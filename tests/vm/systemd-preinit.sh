@@ -1,0 +1,46 @@
+#!/bin/sh
+# PID 1 of the VM lane's systemd guest for a moment (scripts/vm-lane.sh --init
+# systemd; tests/vm/qemu-systemd.sh makes virtme-ng's init command exec this
+# instead of /sbin/init): make the read-only 9p root a writable host, as
+# virtme-ng's own init would (but before systemd starts, so that journald,
+# logind, udevd and the tests find a normal system), then exec systemd.
+#  * virtme_initmountN=PATH (--rwdir): the 9p share virtme.initmountN at PATH
+#  * virtme_rw_overlayN=DIR: an overlay on DIR with its upper layer on tmpfs,
+#    except /usr and /lib (the tests write nothing there; an overlay would also
+#    hide the kernel's modules virtme-ng mounted under /lib/modules) and /tmp,
+#    /var/tmp (a fresh tmpfs: the host's /tmp is not the guest's business)
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p /run/sctvm
+for arg in $(cat /proc/cmdline); do
+    key=${arg%%=*} val=${arg#*=}
+    case "$key" in
+        virtme_initmount[0-9]|virtme_initmount[0-9][0-9])
+            mount -t 9p -o version=9p2000.L,trans=virtio,access=any,msize=512000 "$key" "$val" \
+                || echo "sctvm preinit: cannot mount $key at $val" >&2 ;;
+        virtme_rw_overlay[0-9]|virtme_rw_overlay[0-9][0-9])
+            case "$val" in
+                /usr|/lib|/usr/*|/lib/*) ;;
+                /tmp|/var/tmp) ;;
+                *)
+                    d=/run/sctvm/$key
+                    mkdir -p "$d/upper" "$d/work"
+                    mount -t overlay -o "xino=off,lowerdir=$val,upperdir=$d/upper,workdir=$d/work" \
+                        "sctvm-$key" "$val" \
+                        || echo "sctvm preinit: cannot overlay $val" >&2 ;;
+            esac ;;
+    esac
+done
+# after the overlay on /etc and /var: virtme-ng's empty fstab, a fresh /tmp
+: > /etc/fstab
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
+# podman's and the engines' stores: the guest's own, never the host's
+for d in /var/lib/containers /var/lib/syscontainer-tools /var/lib/lxc /var/log; do
+    [ -d "$d" ] || mkdir -p "$d"
+    mount -t tmpfs -o mode=0755 tmpfs "$d"
+done
+echo "sctvm preinit: $(awk '$3 == "overlay" || $3 == "tmpfs" || $3 == "9p" {printf "%s(%s) ", $2, $3}' /proc/mounts)" > /dev/kmsg
+exec /sbin/init "$@"
