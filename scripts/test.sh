@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # SYSCONTAINER_VM_LANE: smoke (default: a short run in a Debian 12 guest on pure
-# cgroup v2), full (every VM lane: scripts/vm-lanes.sh), 0 (none)
+# cgroup v2, and the systemd tests in one booted with systemd as init), full
+# (every VM lane: scripts/vm-lanes.sh), 0 (none)
 vm=${SYSCONTAINER_VM_LANE:-smoke}
 if [ "$vm" != 0 ]; then bash scripts/setup.sh --test --vm; else bash scripts/setup.sh --test; fi
 echo "== $(.venv/bin/python -V) ($(readlink -f .venv/bin/python))"
@@ -37,6 +38,14 @@ case "$vm" in
         t0=$(date +%s)
         scripts/vm-lane.sh --timeout 1500 --name debian12-v2-smoke -- "${SMOKE[@]}" -q -rfE ||
             { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
-        echo "== VM lane (smoke) took $(( $(date +%s) - t0 ))s" ;;
+        echo "== VM lane (smoke) took $(( $(date +%s) - t0 ))s"
+        # systemd as PID 1 (one boot, every systemd test: the systemd cgroup
+        # driver, podman's defaults, the lxcfs unit, udevd; docs/support.md)
+        echo "== VM lane (systemd): Debian 12 stock kernel, systemd 252 as init, pure cgroup v2"
+        t0=$(date +%s)
+        scripts/vm-lane.sh --init systemd --timeout 1800 --name debian12-systemd -- \
+            tests/vm/systemd -v -rfE ||
+            { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+        echo "== VM lane (systemd) took $(( $(date +%s) - t0 ))s" ;;
 esac
 exit "$rc"

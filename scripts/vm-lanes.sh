@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every VM lane, one after the other (scripts/test.sh runs this after the
 # native lane; SYSCONTAINER_VM_LANE=0 skips it):
-#   1. Debian 12's stock kernel on pure cgroup v2 (the host's root): tests/vm
+#   1. Debian 12's stock kernel on pure cgroup v2 (the host's root): tests/vm,
+#      and booted with systemd as init: tests/vm/systemd
 #   2. Debian 11 bullseye (Python 3.9, kernel 5.10) and
 #   3. Debian 13 trixie (Python 3.13, kernel 6.12), roots made by
 #      tests/vm/mkroot.sh under .vm/roots, each with its own kernel and python3,
@@ -37,6 +38,9 @@ lane() {
 
 echo "== VM lane: Debian 12 stock kernel, pure cgroup v2"
 lane --name debian12-v2 -- tests/vm -q -rfE
+
+echo "== VM lane: Debian 12 stock kernel, systemd 252 as init, pure cgroup v2"
+lane --name debian12-systemd --init systemd -- tests/vm/systemd -q -rfE
 
 for suite in bullseye trixie; do
     dir=.vm/roots/$suite

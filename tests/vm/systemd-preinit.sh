@@ -9,10 +9,15 @@
 #    except /usr and /lib (the tests write nothing there; an overlay would also
 #    hide the kernel's modules virtme-ng mounted under /lib/modules) and /tmp,
 #    /var/tmp (a fresh tmpfs: the host's /tmp is not the guest's business)
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+# A directory of the 9p root is the host's: its /proc (with the host's
+# /proc/cmdline and mountinfo), /sys and /run show through, with the host's
+# file system types (9p passes statfs on).  A mount of the guest's own has
+# a device number of its own.
+own() { [ "$(stat -c %d "$1")" != "$(stat -c %d /)" ]; }
+own /proc || mount -t proc proc /proc
+own /sys || mount -t sysfs sysfs /sys
+own /dev || mount -t devtmpfs devtmpfs /dev
+own /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/sctvm
 for arg in $(cat /proc/cmdline); do
     key=${arg%%=*} val=${arg#*=}

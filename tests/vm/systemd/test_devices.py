@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from syscontainer_tools.resources import devcgroup, systemd_unit
-from tests.system.conftest import run
+from tests.system.conftest import PREFIX, run
 from tests.vm.systemd.conftest import tool_as
 
 pytestmark = [
@@ -58,9 +59,17 @@ def programs(pid: int, upto: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def can_read(sh: Any, major: int, minor: int) -> subprocess.CompletedProcess[str]:
-    return sh(f"rm -f /tmp/probe; mknod /tmp/probe b {major} {minor} && "
-              "dd if=/tmp/probe bs=512 count=1 of=/dev/null", check=False)
+def can_read(sh: Any, rootfs: Path, major: int, minor: int) -> subprocess.CompletedProcess[str]:
+    """Read the device through a node made from the host in the container's
+    root: only the device cgroup decides (the container has no CAP_MKNOD)."""
+    node = rootfs / f"{PREFIX}-probe"
+    if node.exists():
+        node.unlink()
+    os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+    try:
+        return sh(f"dd if=/{node.name} bs=512 count=1 of=/dev/null", check=False)
+    finally:
+        node.unlink()
 
 
 def daemon_reload() -> None:
@@ -71,7 +80,7 @@ def device_allow(unit: str) -> str:
     return run(["systemctl", "show", "--property=DeviceAllow", unit]).stdout
 
 
-def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, unit: str, pid: Any,
+def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, rootfs: Path, unit: str, pid: Any,
                            restart: Any, loop: Any) -> None:
     major, minor = loop.majmin
     entry = f"/dev/block/{major}:{minor} rwm"
@@ -84,7 +93,7 @@ def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, unit: str, pid: Any,
     daemon_reload()
     before = programs(pid(), scope)
     assert (scope.name, b"sd_devices") in before, before
-    denied = can_read(sh, major, minor)
+    denied = can_read(sh, rootfs, major, minor)
     assert denied.returncode != 0 and "not permitted" in denied.stderr
 
     proc = call("add-device", ctr_id, f"{loop.path}:/dev/sdx")
@@ -99,7 +108,7 @@ def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, unit: str, pid: Any,
     proc = call("remove-device", ctr_id, f"{loop.path}:/dev/sdx")
     assert proc.returncode == 0, proc.stderr
     assert entry not in device_allow(unit)
-    denied = can_read(sh, major, minor)
+    denied = can_read(sh, rootfs, major, minor)
     assert denied.returncode != 0 and "not permitted" in denied.stderr
 
     for _ in range(10):
@@ -131,7 +140,7 @@ def test_devices_under_systemd_driver(runtime, sd_container, make_loop, state_di
     def call(*args: str) -> subprocess.CompletedProcess[str]:
         return tool_as(runtime, ctr.root, state_dir, *args)
 
-    check_device_lifecycle(call, ctr.id, ctr.sh, ctr.unit, lambda: ctr.pid, ctr.restart, loop)
+    check_device_lifecycle(call, ctr.id, ctr.sh, ctr.rootfs, ctr.unit, lambda: ctr.pid, ctr.restart, loop)
 
 
 @pytest.mark.parametrize("runtime", ["runc", "crun"])
@@ -171,7 +180,8 @@ def test_podman_defaults(podman_ctr, make_loop, state_dir):
     """podman's own defaults: the systemd cgroup manager and crun."""
     name = podman_ctr()
     info = json.loads(run(["podman", "inspect", name]).stdout)[0]
-    cid = info["Id"]
+    cid, rootfs = info["Id"], Path(info["Rootfs"])
+    assert (rootfs / "bin" / "busybox").is_file(), info["Rootfs"]
     loop = make_loop()
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
@@ -183,4 +193,4 @@ def test_podman_defaults(podman_ctr, make_loop, state_dir):
     def pid() -> int:
         return int(run(["podman", "inspect", "-f", "{{.State.Pid}}", name]).stdout)
 
-    check_device_lifecycle(call, name, sh, f"libpod-{cid}.scope", pid, None, loop)
+    check_device_lifecycle(call, name, sh, rootfs, f"libpod-{cid}.scope", pid, None, loop)
