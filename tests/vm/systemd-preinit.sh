@@ -4,7 +4,7 @@
 # instead of /sbin/init): make the read-only 9p root a writable host, as
 # virtme-ng's own init would (but before systemd starts, so that journald,
 # logind, udevd and the tests find a normal system), then exec systemd.
-#  * virtme_initmountN=PATH (--rwdir): the 9p share virtme.initmountN at PATH
+#  * virtme_initmountN=PATH (--rwdir): the 9p share tagged virtme.initmountN at PATH
 #  * virtme_rw_overlayN=DIR: an overlay on DIR with its upper layer on tmpfs,
 #    except /usr and /lib (the tests write nothing there; an overlay would also
 #    hide the kernel's modules virtme-ng mounted under /lib/modules) and /tmp,
@@ -23,7 +23,8 @@ for arg in $(cat /proc/cmdline); do
     key=${arg%%=*} val=${arg#*=}
     case "$key" in
         virtme_initmount[0-9]|virtme_initmount[0-9][0-9])
-            mount -t 9p -o version=9p2000.L,trans=virtio,access=any,msize=512000 "$key" "$val" \
+            mount -t 9p -o version=9p2000.L,trans=virtio,access=any,msize=512000 \
+                "virtme.${key#virtme_}" "$val" \
                 || echo "sctvm preinit: cannot mount $key at $val" >&2 ;;
         virtme_rw_overlay[0-9]|virtme_rw_overlay[0-9][0-9])
             case "$val" in
