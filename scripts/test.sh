@@ -44,7 +44,7 @@ case "$vm" in
         echo "== VM lane (systemd): Debian 12 stock kernel, systemd 252 as init, pure cgroup v2"
         t0=$(date +%s)
         scripts/vm-lane.sh --init systemd --timeout 1800 --name debian12-systemd -- \
-            tests/vm/systemd -v -rfE ||
+            tests/vm/systemd -v -rfE --durations=20 ||
             { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
         echo "== VM lane (systemd) took $(( $(date +%s) - t0 ))s" ;;
 esac

@@ -25,6 +25,8 @@ if [ -z "$cmd" ]; then
     exit 2
 fi
 cd "$dir" || cd /
+# one open of the port (a virtio port takes one opener at a time), shared below
+exec > "$out" 2>&1
 # a hung test shows where it hangs: every SCTVM_WATCH seconds (default 300),
 # the processes of this unit (the tests and what they run), with what they wait in
 cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
@@ -32,9 +34,9 @@ cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
       echo "sctvm-watch: $(cut -d' ' -f1 /proc/uptime)s up, processes of the tests:"
       ps -o pid,etimes,stat,wchan:22,args --forest -p "$(paste -sd, "$cg/cgroup.procs")" |
           cut -c1-200
-  done ) > "$out" 2>&1 &
+  done ) &
 watch=$!
-sh -c "$cmd" < /dev/null > "$out" 2>&1
+sh -c "$cmd" < /dev/null
 rc=$?
 kill "$watch" 2>/dev/null
 echo "$rc" > "$ret"
