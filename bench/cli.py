@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import make_container, run, timed
+from common import make_container, ratio, rounds, run, summary, timed
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
@@ -86,22 +86,12 @@ def main() -> None:
         sh_rm = ["sh", "-c", f"nsenter -t {pid} -m rm /dev/bench && "
                  f"echo 'b {major}:{minor} rwm' > {cg}/devices.deny"]
 
-        cli_times, sh_times = [], []
-        for i in range(args.runs + 1):          # round 0 warms up
-            t_cli = timed(add, env) + timed(rm, env)
-            t_sh = timed(sh_add) + timed(sh_rm)
-            if i:
-                cli_times.append(t_cli)
-                sh_times.append(t_sh)
-        m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
-        ratios = [a / b for a, b in zip(cli_times, sh_times)]
+        cli_times, sh_times = rounds(args.runs, lambda: timed(add, env) + timed(rm, env),
+                                     lambda: timed(sh_add) + timed(sh_rm))
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
-        print(f"CLI add-device + remove-device: median {m_cli * 1000:7.1f} ms "
-              f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")
-        print(f"shell mknod/allow + rm/deny:    median {m_sh * 1000:7.1f} ms "
-              f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
-        print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
-              f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(summary("CLI add-device + remove-device:", cli_times))
+        print(summary("shell mknod/allow + rm/deny:   ", sh_times))
+        print(ratio("CLI/shell", cli_times, sh_times))
         floor = statistics.median(timed([args.python, "-c", "import typer"]) for _ in range(7))
         print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms; "
               f"'python -c \"import typer\"' alone: {floor * 1000:.1f} ms (x2 per round)")

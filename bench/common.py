@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import time
-from contextlib import suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -27,6 +34,31 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     return elapsed
+
+
+def rounds(runs: int, *steps: Callable[[], T]) -> list[list[T]]:
+    """What each step returns (its seconds, say) in each of ``runs`` rounds,
+    after one warm-up round."""
+    times: list[list[T]] = [[] for _ in steps]
+    for i in range(runs + 1):          # round 0 warms up
+        took = [step() for step in steps]
+        if i:
+            for out, t in zip(times, took):
+                out.append(t)
+    return times
+
+
+def summary(label: str, times: list[float]) -> str:
+    """``label median X ms (min Y, max Z)``."""
+    return (f"{label} median {statistics.median(times) * 1000:7.1f} ms "
+            f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+
+
+def ratio(label: str, times: list[float], base: list[float]) -> str:
+    """The round-by-round ratio of ``times`` to ``base``: median, min, max."""
+    ratios = [a / b for a, b in zip(times, base)]
+    return (f"ratio {label}: median {statistics.median(ratios):.2f} "
+            f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
 def make_bundle(bundle: Path, applets: tuple[str, ...] = ("sh", "sleep"),
@@ -79,3 +111,32 @@ def rmdir_cgroup(d: Path, root: Path) -> None:
         except OSError:
             time.sleep(0.1)
     print(f"could not remove cgroup {d}", file=sys.stderr)
+
+
+def start_lxcfs(stack: ExitStack, kind: str, mnt: str, extra: list[str], *,
+                cwd: str | Path = ROOT) -> subprocess.Popen[bytes]:
+    """The C lxcfs (``kind`` "c", with ``extra`` flags such as -l) or the
+    Python one run from ``cwd`` (any other kind, with ``extra`` arguments)
+    serving at ``mnt``: up once its proc/meminfo shows, stopped and
+    unmounted when ``stack`` closes."""
+    cmd = (["lxcfs", "-f", *extra, "-p", mnt + ".pid", mnt] if kind == "c"
+           else [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt])
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.callback(_stop_lxcfs, proc, mnt)
+    for _ in range(200):
+        if os.path.exists(f"{mnt}/proc/meminfo"):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit(f"{kind} lxcfs did not come up at {mnt}")
+
+
+def _stop_lxcfs(proc: subprocess.Popen[bytes], mnt: str) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL, check=False)

@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import rmdir_cgroup
+from common import rmdir_cgroup, start_lxcfs
 
 ROOT = Path(__file__).resolve().parent.parent
 CG = "/sys/fs/cgroup"
@@ -74,7 +73,7 @@ def worker(path: str, seconds: float, cgroup_dirs: list[str]) -> None:
 
 def _cgroup_mounts() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
-    from lxcfs_toolkit.cgroups import Hierarchies
+    from lxcfs_toolkit.cgroupreader import Hierarchies
 
     return dict(Hierarchies.discover().v1)
 
@@ -98,30 +97,6 @@ def make_cgroups(stack: ExitStack, n: int) -> list[list[str]]:
             dirs.append(str(d))
         groups.append(dirs)
     return groups
-
-
-def start_daemon(stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:
-    if kind == "python":
-        cmd = [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt]
-    else:
-        cmd = ["lxcfs", "-f", "-p", mnt + ".pid", mnt]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stack.callback(_stop_daemon, proc, mnt)
-    for _ in range(100):
-        if os.path.exists(f"{mnt}/proc/meminfo"):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{kind} lxcfs did not come up at {mnt}")
-
-
-def _stop_daemon(proc: subprocess.Popen[bytes], mnt: str) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL, check=False)
 
 
 def run(path: str, groups: list[list[str]], seconds: float) -> tuple[float, float]:
@@ -162,7 +137,7 @@ def main() -> int:
         mnts = {"python": f"{tmp}/py", "c": f"{tmp}/c"}
         for kind, mnt in mnts.items():
             os.mkdir(mnt)
-            start_daemon(stack, kind, mnt, args.server_args.split())
+            start_lxcfs(stack, kind, mnt, args.server_args.split() if kind == "python" else [])
         groups = make_cgroups(stack, 4)
         print(f"{'file':<10} {'readers':>7} {'python r/s':>11} {'C r/s':>9} {'ratio':>6} "
               f"{'py p99 us':>10} {'C p99 us':>9}")

@@ -49,7 +49,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import rmdir_cgroup
+from common import rmdir_cgroup, start_lxcfs
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = f"sctfleet{secrets.token_hex(3)}"
@@ -131,7 +131,7 @@ class Fleet:
     def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
         sys.path.insert(0, str(ROOT))
-        from lxcfs_toolkit.cgroups import Hierarchies
+        from lxcfs_toolkit.cgroupreader import Hierarchies
 
         self.mounts = dict(Hierarchies.discover().v1)
         self.ncpu = len(os.sched_getaffinity(0))
@@ -237,20 +237,7 @@ class Daemon:
     def __init__(self, stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:
         self.kind, self.mnt = kind, mnt
         os.mkdir(mnt)
-        if kind == "python":
-            cmd = [sys.executable, "-m", "lxcfs_toolkit.server", *extra, mnt]
-        else:
-            cmd = ["/usr/bin/lxcfs", "-f", "-l", "-p", mnt + ".pid", mnt]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        stack.callback(self.stop)
-        for _ in range(200):
-            if os.path.exists(f"{mnt}/proc/meminfo"):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise SystemExit(f"{kind} lxcfs did not come up at {mnt}")
+        self.proc = start_lxcfs(stack, kind, mnt, extra)
 
     def cpu(self) -> float:
         """utime + stime of the daemon, seconds."""
@@ -263,15 +250,6 @@ class Daemon:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        subprocess.run(["umount", "-l", self.mnt], stderr=subprocess.DEVNULL, check=False)
 
 
 def p99(values: list[int]) -> float:
@@ -392,7 +370,7 @@ def main() -> int:
         tmp = tempfile.mkdtemp(prefix=f"{TAG}-")
         stack.callback(shutil.rmtree, tmp, True)
         daemons = {"python": Daemon(stack, "python", f"{tmp}/py", args.server_args.split()),
-                   "c": Daemon(stack, "c", f"{tmp}/c", [])}
+                   "c": Daemon(stack, "c", f"{tmp}/c", ["-l"])}
         fl = Fleet(stack)
         fl.add_readers(1)
         if args.many > 0:

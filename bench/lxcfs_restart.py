@@ -51,10 +51,10 @@ PREFIX = "sctbench" + secrets.token_hex(2)
 
 def reader(pid: int, seconds: float) -> None:
     """One reader: join container ``pid``'s cgroups and mount namespace, then loop."""
-    from lxcfs_toolkit.cgroups import Hierarchies, parse_proc_cgroup
+    from lxcfs_toolkit.cgroupreader import Hierarchies, pruned_membership
 
     hier = Hierarchies.discover()
-    member = parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
+    member = pruned_membership(Path(f"/proc/{pid}/cgroup").read_text())
     dirs = [mount + member.v1[c] for c, mount in hier.v1.items() if c in member.v1]
     if hier.v2 and member.v2:
         dirs.append(hier.v2 + member.v2)
@@ -130,15 +130,15 @@ class Daemon:
         self.proc = subprocess.Popen(argv, cwd=pkg or ROOT, env=env, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True)
         log.close()
-        from lxcfs_toolkit import mounts
+        from lxcfs_toolkit import viewmounts
 
         deadline = time.monotonic() + 20
         while True:
             try:
-                dev = mounts.daemon(self.directory).dev
+                dev = viewmounts.daemon(self.directory).dev
                 if self.kind == "c" or self._log_says("serving lxcfs"):
                     return
-            except mounts.NotAnswering:
+            except viewmounts.NotAnswering:
                 dev = 0
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.kind} lxcfs did not come up ({dev})")

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_container, run, timed
+from common import make_container, ratio, rounds, run, summary, timed
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -64,7 +64,7 @@ def delete_links(*names: str) -> None:
 def library_round(cid: str, root: str, state_dir: str, bridge: str) -> float:
     from syscontainer_tools.engines import Engine, find
     from syscontainer_tools.resources import nic
-    from syscontainer_tools.state import StateStore
+    from syscontainer_tools.resources.state import StateStore
 
     t0 = time.perf_counter()
     container = find(cid, Engine.RUNC, root)
@@ -107,26 +107,16 @@ def main() -> None:
                   f"ip link set {shell_host} master {bridge} up"]
         sh_rm = ["sh", "-c", f"ip link del {shell_host}"]
 
-        cli_times, sh_times, lib_times = [], [], []
-        for i in range(args.runs + 1):          # round 0 warms up
-            t_cli = timed(add, env) + timed(rm, env)
-            t_sh = timed(sh_add) + timed(sh_rm)
-            t_lib = library_round(cid, root, state_dir, bridge)
-            if i:
-                cli_times.append(t_cli)
-                sh_times.append(t_sh)
-                lib_times.append(t_lib)
-        m_cli, m_sh = statistics.median(cli_times), statistics.median(sh_times)
-        ratios = [a / b for a, b in zip(cli_times, sh_times)]
+        cli_times, sh_times, lib_times = rounds(
+            args.runs, lambda: timed(add, env) + timed(rm, env),
+            lambda: timed(sh_add) + timed(sh_rm),
+            lambda: library_round(cid, root, state_dir, bridge))
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, bridge {bridge}")
-        print(f"CLI add-nic + remove-nic (veth):   median {m_cli * 1000:7.1f} ms "
-              f"(min {min(cli_times) * 1000:.1f}, max {max(cli_times) * 1000:.1f})")
-        print(f"shell ip link / ip netns:          median {m_sh * 1000:7.1f} ms "
-              f"(min {min(sh_times) * 1000:.1f}, max {max(sh_times) * 1000:.1f})")
+        print(summary("CLI add-nic + remove-nic (veth):  ", cli_times))
+        print(summary("shell ip link / ip netns:         ", sh_times))
         print(f"library add_nic + remove_nic:      median "
               f"{statistics.median(lib_times) * 1000:7.1f} ms (in-process, no start-up)")
-        print(f"ratio CLI/shell: median {statistics.median(ratios):.2f} "
-              f"(pairwise min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(ratio("CLI/shell", cli_times, sh_times))
 
         # 8 NICs + 50 routes on one container
         t0 = time.perf_counter()

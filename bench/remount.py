@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lxcfs_toolkit import mounts  # noqa: E402
+from lxcfs_toolkit import viewmounts  # noqa: E402
 from syscontainer_tools import mountinfo, syscalls  # noqa: E402
 from tests.system.conftest import Ctr, make_rootfs, write_config  # noqa: E402
 
@@ -55,7 +55,7 @@ def start_daemon(kind: str, directory: str, log: Path,
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 cwd=log.parent, start_new_session=True)
-    mounts.wait_daemon(directory, 15)
+    viewmounts.wait_daemon(directory, 15)
     return proc
 
 

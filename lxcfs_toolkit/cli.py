@@ -20,26 +20,25 @@ per container that failed, and then exit 1 (the original always exited 0).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
-from syscontainer_tools.cli import (
+from syscontainer_tools.errors import ToolError, as_tool_error, render
+from syscontainer_tools.typerapp import (
     DebugOption,
     EngineOption,
     LogOption,
     OptionalText,
     RuntimeRootOption,
+    Typer,
+    failing_as,
     show_version,
 )
-from syscontainer_tools.errors import ToolError, as_tool_error, render
-from syscontainer_tools.typerapp import Typer
 
 app = Typer(
     name="lxcfs-toolkit",
@@ -60,9 +59,6 @@ class Options:
 
 _options = Options()
 log = logging.getLogger("lxcfs_toolkit.cli")
-# click's ClickException (typer vendors click in recent versions): usage errors, exit 2
-_PASS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, KeyboardInterrupt) + tuple(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 @app.callback()
@@ -92,25 +88,15 @@ def _fail_line(action: str, message: str, hint: str | None = None) -> None:
         typer.echo(line, err=True)
 
 
-@contextlib.contextmanager
-def _handles(action: str) -> Iterator[None]:
+def _failing_as(action: str) -> contextlib.AbstractContextManager[None]:
     """Library errors -> ``Failed to <action>: <reason>``, exit 1."""
-    try:
-        yield
-    except _PASS:
-        raise
-    except Exception as err:  # noqa: BLE001 - never a traceback for the user
-        if _options.debug:
-            traceback.print_exc()
-        for line in render(err, action=action):
-            typer.echo(line, err=True)
-        raise typer.Exit(1) from None
+    return failing_as(action, debug=_options.debug)
 
 
 def _directory() -> str:
-    from . import mounts
+    from . import viewmounts
 
-    return mounts.lxcfs_dir(_options.lxcfs_dir)
+    return viewmounts.lxcfs_dir(_options.lxcfs_dir)
 
 
 def _seconds(value: str, option: str) -> float:
@@ -141,10 +127,11 @@ def _selection(target: str | None, all_: bool, container_id: str | None) -> str 
 # --- finding containers --------------------------------------------------------
 
 def _inspect(candidate: Any) -> Any:
+    from syscontainer_tools.engines import module_of
     from syscontainer_tools.errors import NotFound
 
     try:
-        return candidate.engine.module.inspect(candidate, _options.runtime_root)
+        return module_of(candidate.engine).inspect(candidate, _options.runtime_root)
     except NotFound:
         return None      # gone between the listing and now
 
@@ -158,7 +145,7 @@ def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
 
     from syscontainer_tools.engines import Engine, list_all
 
-    from . import mounts
+    from . import viewmounts
     from . import wired as wiring
 
     records = wiring.recorded(directory) if wired else set()
@@ -177,7 +164,7 @@ def containers_with_lxcfs(directory: str, *, wired: bool = False) -> list[Any]:
             out.append(container)
             continue
         try:
-            if mounts.container_lxcfs_mounts(container.pid, directory):
+            if viewmounts.container_lxcfs_mounts(container.pid, directory):
                 out.append(container)
         except OSError:
             continue     # the init exited meanwhile
@@ -224,15 +211,10 @@ def serve(
         help="where to mount (default: the lxcfs directory)")] = None,
 ) -> None:
     """Mount the Python lxcfs and serve it in the foreground until SIGTERM/SIGINT."""
-    with _handles("serve lxcfs"):
+    with _failing_as("serve lxcfs"):
         target = mountpoint or _directory()
-        try:
-            server = importlib.import_module("lxcfs_toolkit.server")
-        except ModuleNotFoundError as err:
-            if not (err.name or "").startswith("lxcfs_toolkit"):
-                raise
-            raise ToolError("the Python lxcfs daemon (lxcfs_toolkit.server) is not "
-                            "installed") from None
+        from . import server
+
         server.serve(target)
 
 
@@ -253,20 +235,20 @@ def remount(
         "--wait", help="seconds to wait for the daemon to answer")] = "15",
 ) -> None:
     """Replace stale lxcfs mounts (the daemon restarted) with live ones, in place."""
-    from . import mounts
+    from . import viewmounts
 
     action = "remount lxcfs"
-    with _handles(action):
+    with _failing_as(action):
         ref = _selection(target, all_, container_id)
         directory = _directory()
-        dmn = mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        dmn = viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
         containers = (containers_with_lxcfs(directory, wired=True) if ref is None
                       else [_find(ref)])
 
     def one(container: Any, pidfd: int) -> str:
         from . import wired
 
-        report = mounts.mount_into(container, pidfd, dmn)
+        report = viewmounts.mount_into(container, pidfd, dmn)
         try:
             wired.record(container, directory)
         except OSError as err:
@@ -288,16 +270,16 @@ def umount(
     container_id: ContainerId = None,
 ) -> None:
     """Take the lxcfs mounts out of containers: they see the host's values again."""
-    from . import mounts
+    from . import viewmounts
 
     action = "umount lxcfs"
-    with _handles(action):
+    with _failing_as(action):
         ref = _selection(target, all_, container_id)
         directory = _directory()
         containers = containers_with_lxcfs(directory) if ref is None else [_find(ref)]
 
     def one(container: Any, pidfd: int) -> str:
-        report = mounts.umount_from(container, pidfd, directory)
+        report = viewmounts.umount_from(container, pidfd, directory)
         log.info("container %s: unmounted %s", container.id, report.unmounted)
         return f"Umount lxcfs from container({container.id}) done."
 
@@ -310,21 +292,21 @@ def check_lxcfs(
         "--wait", help="seconds to wait for the daemon to answer")] = "0",
 ) -> None:
     """Exit 0 only when an lxcfs daemon answers at the lxcfs directory."""
-    from . import mounts
+    from . import viewmounts
 
-    with _handles("check lxcfs"):
+    with _failing_as("check lxcfs"):
         directory = _directory()
-        mounts.wait_daemon(directory, _seconds(wait, "--wait"))
+        viewmounts.wait_daemon(directory, _seconds(wait, "--wait"))
         typer.echo(f"lxcfs is running at {directory}")
 
 
 @app.command("prestart")
 def prestart() -> None:
     """Prepare the lxcfs directory before the daemon starts (systemd ExecStartPre)."""
-    from . import mounts
+    from . import viewmounts
 
-    with _handles("prestart lxcfs"):
-        for line in mounts.prestart(_directory()):
+    with _failing_as("prestart lxcfs"):
+        for line in viewmounts.prestart(_directory()):
             typer.echo(line)
 
 

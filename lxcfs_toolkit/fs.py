@@ -27,13 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lxcfs_toolkit.cgroups import (
+from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    Membership,
     parse_cpu_list,
-    parse_proc_cgroup,
+    pruned_membership,
 )
 from lxcfs_toolkit.heldgil import read_small
 from lxcfs_toolkit.kernfile import read_bytes
@@ -49,6 +48,7 @@ from lxcfs_toolkit.views.pressure import RESOURCES, render_pressure
 from lxcfs_toolkit.views.stat import render_stat
 from lxcfs_toolkit.views.swaps import render_swaps
 from lxcfs_toolkit.views.uptime import render_uptime
+from syscontainer_tools.cgroup import Membership
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class LxcfsOperations:
             hit = self._cache.get(key)
             if hit is not None and hit[0] > now:
                 return hit[1]
-            membership = parse_proc_cgroup(cg_text.decode("utf-8", "replace"))
+            membership = pruned_membership(cg_text.decode("utf-8", "replace"))
             data = self._renderers[kind](membership, target, init, pid)
             self._remember(key, now, data)
             return data

@@ -1,7 +1,7 @@
 """``lxcfs-hook``: OCI prestart hook putting the lxcfs view into a starting container.
 
 Reads the OCI state (``id``, ``pid``, ``bundle``) on stdin and mounts the
-lxcfs files over the container's /proc files (see ``lxcfs_toolkit.mounts``).
+lxcfs files over the container's /proc files (see ``lxcfs_toolkit.viewmounts``).
 
 Exit status:
 
@@ -48,20 +48,20 @@ def run(state: dict, directory: str | None) -> list[str]:  # type: ignore[type-a
     Raises ``ToolError``/``OSError`` on failure (after rolling back)."""
     from syscontainer_tools.container import Container
 
-    from . import mounts
+    from . import viewmounts
 
-    directory = mounts.lxcfs_dir(directory)
+    directory = viewmounts.lxcfs_dir(directory)
     container = Container.from_oci_state(state)  # "creating" (runc's prestart) counts as running
     _record(container, directory)   # wired, view or not: remount all gives it the view later
     try:
-        dmn = mounts.daemon(directory)
-    except mounts.NotAnswering as err:
+        dmn = viewmounts.daemon(directory)
+    except viewmounts.NotAnswering as err:
         return [f"container {container.id}: lxcfs not mounted, it sees the host's /proc "
                 f"values: {err.message}"]
     with container.init_process() as pidfd:
         try:
-            report = mounts.mount_into(container, pidfd, dmn)
-        except mounts.NotAnswering as err:
+            report = viewmounts.mount_into(container, pidfd, dmn)
+        except viewmounts.NotAnswering as err:
             return [f"container {container.id}: lxcfs not mounted, it sees the host's /proc "
                     f"values: {err.message}"]
     lines = [f"container {container.id}: mounted {path}" for path in report.mounted]

@@ -46,7 +46,7 @@ RELOADABLE = (
     "lxcfs_toolkit.kernfile", "lxcfs_toolkit.views.inputs", "lxcfs_toolkit.views.meminfo",
     "lxcfs_toolkit.views.cpuinfo", "lxcfs_toolkit.views.cpuonline", "lxcfs_toolkit.views.diskstats",
     "lxcfs_toolkit.views.loadavg", "lxcfs_toolkit.views.stat", "lxcfs_toolkit.views.swaps",
-    "lxcfs_toolkit.views.uptime", "lxcfs_toolkit.views.pressure", "lxcfs_toolkit.cgroups",
+    "lxcfs_toolkit.views.uptime", "lxcfs_toolkit.views.pressure", "lxcfs_toolkit.cgroupreader",
     "lxcfs_toolkit.pidns", "lxcfs_toolkit.loadavg", "lxcfs_toolkit.fs",
 )
 
@@ -146,7 +146,7 @@ def _connect(mountpoint: str) -> tuple[Any, Any]:
 
 def _new_ops(cfs_quota: bool) -> Any:
     from lxcfs_toolkit import fs
-    from lxcfs_toolkit.cgroups import Hierarchies
+    from lxcfs_toolkit.cgroupreader import Hierarchies
 
     return fs.LxcfsOperations(Hierarchies.discover(), cfs_quota=cfs_quota)
 

@@ -16,7 +16,7 @@ import os
 from syscontainer_tools import mountinfo, ns, syscalls
 from syscontainer_tools.errors import ToolError
 
-from .mounts import FILE_TARGETS, FSTYPE, Plan, _procfd, apply_plan, target_paths
+from .viewmounts import FILE_TARGETS, FSTYPE, Plan, _procfd, apply_plan, target_paths
 
 log = logging.getLogger(__name__)
 

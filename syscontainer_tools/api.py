@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .state import DEFAULT_STATE_DIR, Record, StateStore
+from .resources.state import DEFAULT_STATE_DIR, Record, StateStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from .container import Container

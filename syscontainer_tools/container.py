@@ -8,15 +8,38 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import syscalls
 from .errors import ToolError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .engines import Engine
+from .textenum import TextEnum
 
 log = logging.getLogger(__name__)
+
+
+class Engine(TextEnum):
+    """The engine (or bare runtime) a container is found through; ``engines``
+    lists and inspects each (``engines.module_of``)."""
+
+    AUTO = "auto"
+    ISULA = "isula"
+    DOCKER = "docker"
+    PODMAN = "podman"
+    CONTAINERD = "containerd"
+    RUNC = "runc"
+    CRUN = "crun"
+
+    @property
+    def binary(self) -> str:
+        return "ctr" if self is Engine.CONTAINERD else self.value
+
+    @classmethod
+    def parse(cls, value: str) -> Engine:
+        try:
+            return cls(value.lower())
+        except ValueError:
+            choices = ", ".join(e.value for e in cls)
+            raise ToolError(f"unknown engine {value!r}: one of {choices}") from None
 
 
 @dataclass(frozen=True)

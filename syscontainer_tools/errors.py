@@ -1,6 +1,6 @@
 """The one user-facing error type, and the one place it is rendered.
 
-Library code raises ``ToolError`` (or a subclass); only the four programs'
+Library code raises ``ToolError`` (or a subclass); only the programs'
 entry points turn it into a stderr line and an exit code, through
 ``render()``.  An error carries
 
@@ -97,7 +97,8 @@ def as_tool_error(err: BaseException) -> ToolError:
 
 def render(err: BaseException, *, action: str | None = None,
            prefix: str | None = None, hint_inline: bool = False) -> list[str]:
-    """The stderr lines for a failure, the same for all four programs.
+    """The stderr lines for a failure, the same for every program (the
+    two typer programs, the two hooks, the daemon, syscontainer-runc).
 
     ``Failed to <action>: <reason>`` (the error's own action wins over the
     program's), or ``<prefix>: <reason>`` for the OCI hook, whose runtime

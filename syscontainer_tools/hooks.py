@@ -31,6 +31,7 @@ import re
 import sys
 from typing import Any
 
+from . import jsonobject
 from .errors import ToolError
 
 MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -78,12 +79,8 @@ def read_oci_state(stream: Any) -> dict[str, Any]:
     raw = stream.read()
     if not raw.strip():
         raise ToolError("no OCI state on stdin")
-    try:
-        state = json.loads(raw)
-    except ValueError as err:
-        raise ToolError(f"the OCI state on stdin is not JSON: {err}") from None
-    if not isinstance(state, dict):
-        raise ToolError("the OCI state on stdin is not a JSON object")
+    state = jsonobject.parse(raw, not_json="the OCI state on stdin is not JSON",
+                             not_object="the OCI state on stdin is not a JSON object")
     if not state.get("id") or not state.get("bundle"):
         raise ToolError("the OCI state on stdin lacks a valid field: id or bundle")
     return state
@@ -123,7 +120,7 @@ def load_modules(names: list[str]) -> None:
 
 def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
     from .container import Container
-    from .state import StateStore
+    from .resources.state import StateStore
 
     container = Container.from_oci_state(state)
     modules = kernel_modules(container.env)
@@ -140,7 +137,7 @@ def prestart(state: dict[str, Any], state_dir: str) -> list[str]:
 
 def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str]]:
     from .netlink import pin_path  # pyroute2 itself is imported only where used
-    from .state import StateStore
+    from .resources.state import StateStore
 
     cid = str(state["id"])
     store = StateStore(state_dir)
@@ -160,8 +157,8 @@ def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str
 def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
     """Fast path: no record and no KERNEL_MODULES in the spec's env.
 
-    Reads only the OCI spec; no resource module is imported."""
-    from .state import StateStore
+    Reads only the OCI spec; no resource model is imported."""
+    from .resources.state import StateStore
 
     if StateStore(state_dir).has_record(str(state["id"])):
         return False

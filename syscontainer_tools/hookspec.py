@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
+from . import jsonobject
 from .errors import ToolError
 
 ISULAD_SPEC = "/var/lib/isulad/hooks/hookspec.json"
@@ -73,6 +73,8 @@ def write_json(path: str, data: Any) -> None:
     """Atomically write a JSON file (temp + fsync + rename), mode 0644."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
+    import tempfile  # not at load: syscontainer-runc reads its settings through here
+
     fd, tmp = tempfile.mkstemp(prefix=".hook.", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -104,12 +106,11 @@ def read_json_object(path: str) -> dict[str, Any]:
     """The JSON object in ``path``; ToolError when it cannot be read or is no object."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as err:
+            text = f.read()
+    except (OSError, ValueError) as err:  # ValueError: not UTF-8
         raise ToolError(f"cannot read {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ToolError(f"{path} is not a JSON object")
-    return data
+    return jsonobject.parse(text, not_json=f"cannot read {path}",
+                            not_object=f"{path} is not a JSON object")
 
 
 def read_config(bundle: str) -> tuple[str, dict[str, Any]]:

@@ -29,14 +29,18 @@ option             runc.json key        default
 A container opts in or out of lxcfs itself with ``SYSCONTAINER_LXCFS=1|0`` in
 its environment or the annotation ``syscontainer.lxcfs=true|false``.
 
-Kept import-light (os, sys; json and the hook spec only on ``create``): it
-runs on every runtime call the engine makes.
+Kept import-light (os, sys, the error type; the hook spec only when a
+settings file exists or on ``create``): it runs on every runtime call the
+engine makes.  Errors are ``ToolError``, rendered as ``syscontainer-runc:
+<reason>``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+from .errors import ToolError, render
 
 CONFIG = "/etc/syscontainer-tools/runc.json"
 PREFIX = "--sc-"
@@ -50,10 +54,6 @@ LXCFS_ENV = "SYSCONTAINER_LXCFS"
 LXCFS_ANNOTATION = "syscontainer.lxcfs"
 
 
-class WrapperError(Exception):
-    pass
-
-
 def split_own(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     """Leading ``--sc-KEY=VALUE`` / ``--sc-KEY VALUE`` / ``--sc-lxcfs``
     options, and the runtime's own arguments after them."""
@@ -63,7 +63,7 @@ def split_own(argv: list[str]) -> tuple[dict[str, str], list[str]]:
         name, eq, value = argv[i][len(PREFIX):].partition("=")
         key = name.replace("-", "_")
         if key not in KEYS:
-            raise WrapperError(f"unknown option {argv[i]!r}")
+            raise ToolError(f"unknown option {argv[i]!r}")
         if not eq:
             if key == "lxcfs":
                 value = "1"
@@ -71,7 +71,7 @@ def split_own(argv: list[str]) -> tuple[dict[str, str], list[str]]:
                 i += 1
                 value = argv[i]
             else:
-                raise WrapperError(f"{argv[i]} needs a value")
+                raise ToolError(f"{argv[i]} needs a value")
         own[key] = value
         i += 1
     return own, argv[i:]
@@ -81,15 +81,9 @@ def settings(own: dict[str, str]) -> dict[str, str]:
     path = os.environ.get("SYSCONTAINER_RUNC_CONFIG", CONFIG)
     merged: dict[str, str] = {}
     if os.path.exists(path):
-        import json
+        from .hookspec import read_json_object
 
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError) as err:
-            raise WrapperError(f"cannot read {path}: {err}") from None
-        if not isinstance(data, dict):
-            raise WrapperError(f"{path} is not a JSON object")
+        data = read_json_object(path)
         merged = {k: str(v).lower() if isinstance(v, bool) else str(v)
                   for k, v in data.items() if k in KEYS and v is not None}
     merged.update(own)
@@ -131,7 +125,7 @@ def real_runtime(name: str) -> str:
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK) and os.path.realpath(path) != me:
             return path
-    raise WrapperError(f"the runtime {name!r} is not installed (or not on PATH)")
+    raise ToolError(f"the runtime {name!r} is not installed (or not on PATH)")
 
 
 def wants_lxcfs(spec: dict[str, object], default: str) -> bool:
@@ -145,31 +139,27 @@ def wants_lxcfs(spec: dict[str, object], default: str) -> bool:
             value = val
     choice = str(value if value is not None else default).lower()
     if choice not in TRUE + FALSE:
-        raise WrapperError(f"{LXCFS_ENV} / {LXCFS_ANNOTATION} must be 1 or 0, not {choice!r}")
+        raise ToolError(f"{LXCFS_ENV} / {LXCFS_ANNOTATION} must be 1 or 0, not {choice!r}")
     return choice in TRUE
 
 
 def wire(bundle: str, conf: dict[str, str]) -> None:
     """Add the hooks to the bundle's config.json."""
     from . import hookspec
-    from .errors import ToolError
 
     bindir = conf.get("bindir") or os.path.dirname(os.path.abspath(sys.argv[0]))
-    try:
-        config, spec = hookspec.read_config(bundle)
-        hookspec.merge_hooks(spec, hookspec.stages(
-            bindir, lxcfs=wants_lxcfs(spec, conf.get("lxcfs", "0")),
-            log_dir=conf.get("log_dir", "/var/log") or None,
-            state_dir=conf.get("state_dir") or None, lxcfs_dir=conf.get("lxcfs_dir") or None))
-        hookspec.write_json(config, spec)
-    except ToolError as err:
-        raise WrapperError(str(err)) from None
+    config, spec = hookspec.read_config(bundle)
+    hookspec.merge_hooks(spec, hookspec.stages(
+        bindir, lxcfs=wants_lxcfs(spec, conf.get("lxcfs", "0")),
+        log_dir=conf.get("log_dir", "/var/log") or None,
+        state_dir=conf.get("state_dir") or None, lxcfs_dir=conf.get("lxcfs_dir") or None))
+    hookspec.write_json(config, spec)
 
 
-def report(args: list[str], message: str) -> None:
-    """The error where the engine looks: stderr, and runc's ``--log`` file in
-    the format asked for (containerd's shim reads it back)."""
-    sys.stderr.write(f"syscontainer-runc: {message}\n")
+def report(args: list[str], line: str) -> None:
+    """The error line where the engine looks: stderr, and runc's ``--log``
+    file in the format asked for (containerd's shim reads it back)."""
+    sys.stderr.write(f"{line}\n")
     log = fmt = None
     for i, arg in enumerate(args):
         if arg == "--log" and i + 1 < len(args):
@@ -185,12 +175,12 @@ def report(args: list[str], message: str) -> None:
     import json
     import time
 
-    line = (json.dumps({"level": "error", "msg": f"syscontainer-runc: {message}",
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            if fmt == "json" else f"syscontainer-runc: {message}")
+    entry = (json.dumps({"level": "error", "msg": line,
+                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+             if fmt == "json" else line)
     try:
         with open(log, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            f.write(entry + "\n")
     except OSError:
         pass
 
@@ -204,13 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         at, cmd = subcommand(rest)
         if cmd in ("create", "run"):
             wire(bundle_of(rest[at + 1:]), conf)
-    except WrapperError as err:
-        report(args, str(err))
+    except ToolError as err:
+        report(args, render(err, prefix="syscontainer-runc", hint_inline=True)[0])
         return 1
     try:
         os.execv(runtime, [runtime, *rest])
     except OSError as err:
-        report(args, f"cannot execute {runtime}: {err.strerror}")
+        failed = ToolError(f"cannot execute {runtime}: {err.strerror}", errno=err.errno)
+        report(args, render(failed, prefix="syscontainer-runc")[0])
     return 1
 
 

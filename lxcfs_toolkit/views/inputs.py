@@ -1,6 +1,6 @@
 """What the views need to know about a container, independent of cgroup version.
 
-``lxcfs_toolkit.cgroups`` builds these from cgroup v1 or v2 files; the view
+``lxcfs_toolkit.cgroupreader`` builds these from cgroup v1 or v2 files; the view
 functions turn them (plus the host's own /proc text) into file contents.
 ``None`` in place of one of these objects always means "the reader is in the
 host's root cgroup for that controller": the view then answers with the

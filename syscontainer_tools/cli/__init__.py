@@ -12,24 +12,29 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from .. import typerapp
 from ..errors import ToolError
-from ..errors import render as render_error
-from ..typerapp import Typer
+from ..typerapp import (
+    DebugOption,
+    EngineOption,
+    LogOption,
+    RuntimeRootOption,
+    Typer,
+    show_version,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Outcome, Tools
 
-# typer reads command annotations at run time (also on 3.9): aliases, not X | None
-OptionalText = Optional[str]
-
 F = TypeVar("F", bound=Callable[..., Any])
+
+_LOG = "syscontainer_tools.cli"  # the failure lines go to --log, not twice to stderr
 
 app = Typer(
     name="syscontainer-tools",
@@ -66,31 +71,6 @@ def options() -> Options:
     return _options
 
 
-def show_version(prog: str) -> Callable[[bool], None]:
-    """A ``--version`` callback: ``<prog> <version>``, exit 0 (all four programs)."""
-
-    def callback(value: bool) -> None:
-        if value:
-            from .. import __version__
-
-            typer.echo(f"{prog} {__version__}")
-            raise typer.Exit(0)
-
-    return callback
-
-
-# the global options syscontainer-tools and lxcfs-toolkit share
-EngineOption = Annotated[str, typer.Option(
-    "--engine", envvar="SYSCONTAINER_ENGINE",
-    help="auto, isula, docker, podman, containerd, runc or crun")]
-RuntimeRootOption = Annotated[OptionalText, typer.Option(
-    "--runtime-root", envvar="SYSCONTAINER_RUNTIME_ROOT",
-    help="state root of runc/crun (runc --root)")]
-DebugOption = Annotated[bool, typer.Option(
-    "--debug", help="debug logging, tracebacks on errors")]
-LogOption = Annotated[OptionalText, typer.Option("--log", help="also log to this file")]
-
-
 @app.callback()
 def _global(
     engine: EngineOption = "auto",
@@ -117,20 +97,10 @@ def _global(
 
 
 def fail(action: str, message: str, hint: str | None = None) -> NoReturn:
-    _fail(ToolError(message, hint=hint), action)
+    typerapp.fail(ToolError(message, hint=hint), action, log_as=_LOG)
 
 
-def _fail(err: BaseException, action: str) -> NoReturn:
-    import logging
-
-    lines = render_error(err, action=action)
-    logging.getLogger("syscontainer_tools.cli").error("%s", lines[0])
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(1)
-
-
-def handles(action: str) -> Callable[[F], F]:
+def fails_as(action: str) -> Callable[[F], F]:
     """Turn any error a command raises into the contract's stderr line
     (``Failed to <action>: <reason>``, exit 1); never a traceback, unless
     --debug."""
@@ -138,18 +108,21 @@ def handles(action: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with typerapp.failing_as(action, debug=_options.debug, log_as=_LOG):
                 return fn(*args, **kwargs)
-            except typer.Exit:
-                raise
-            except Exception as err:  # noqa: BLE001 - never a traceback for the user
-                if _options.debug:
-                    traceback.print_exc()
-                _fail(err, action)
 
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+def command(name: str, action: str) -> Callable[[F], F]:
+    """Register ``syscontainer-tools NAME``, failing as ``action``."""
+
+    def register(fn: F) -> F:
+        return app.command(name)(fails_as(action)(fn))
+
+    return register
 
 
 # Parameters every command shares

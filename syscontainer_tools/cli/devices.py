@@ -6,15 +6,18 @@ imported when one of these commands runs, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..resources.devspec import DeviceSpec
     from ..resources.qos import QosSpec
+
+T = TypeVar("T")
 
 _HOST = "DEV is the device's path on the host, as given to add-device"
 _QOS_HELP = {
@@ -38,6 +41,10 @@ ReadIops = Annotated[_Specs, typer.Option("--device-read-iops", metavar="DEV:N",
                                           help=_QOS_HELP["read_iops"])]
 WriteIops = Annotated[_Specs, typer.Option("--device-write-iops", metavar="DEV:N",
                                            help=_QOS_HELP["write_iops"])]
+DeviceSpecs = Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
+                                                 help="PERM is a subset of rwm (default rwm)")]
+DeviceRefs = Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
+                                                help="devices as added")]
 FollowPartition = Annotated[bool, typer.Option(
     "--follow-partition", help="also the partitions of a whole disk")]
 
@@ -56,28 +63,30 @@ def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[QosSpec
     return out
 
 
-def _device_specs(texts: list[str]) -> list[DeviceSpec]:
+def _parsed(texts: list[str], parse: Callable[[str], T]) -> list[T]:
+    """Each device argument parsed; a bad one fails as ``parse device``."""
     from ..errors import SpecError
+
+    try:
+        return [parse(text) for text in texts]
+    except SpecError as err:
+        raise err.with_action("parse device") from None
+
+
+def _device_spec(text: str) -> DeviceSpec:
+    """``HOST[:CTR][:PERM]``, its host path checked to be a device."""
     from ..resources.blockdev import HostDevice
     from ..resources.devspec import DeviceSpec
 
-    specs = []
-    for text in texts:
-        try:
-            spec = DeviceSpec.parse(text)
-            HostDevice.probe(spec.host, text)
-        except SpecError as err:
-            raise err.with_action("parse device") from None
-        specs.append(spec)
-    return specs
+    spec = DeviceSpec.parse(text)
+    HostDevice.probe(spec.host, text)
+    return spec
 
 
-@app.command("add-device")
-@handles("add device")
+@command("add-device", "add device")
 def add_device(
     container: Container,
-    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV][:PERM]...",
-                                                 help="PERM is a subset of rwm (default rwm)")],
+    devices: DeviceSpecs,
     blkio_weight_device: Weight = None,
     device_read_bps: ReadBps = None,
     device_write_bps: WriteBps = None,
@@ -95,7 +104,7 @@ def add_device(
     Example: syscontainer-tools add-device web1 /dev/sdb:/dev/sdc:rw
     --device-read-bps /dev/sdb:10m
     """
-    specs = _device_specs(devices)
+    specs = _parsed(devices, _device_spec)
     qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
                       "write_bps": device_write_bps, "read_iops": device_read_iops,
                       "write_iops": device_write_iops}, "add device")
@@ -104,12 +113,10 @@ def add_device(
                                        update_config_only=update_config_only), container)
 
 
-@app.command("remove-device")
-@handles("remove device")
+@command("remove-device", "remove device")
 def remove_device(
     container: Container,
-    devices: Annotated[list[str], typer.Argument(metavar="HOSTDEV[:CTRDEV]...",
-                                                 help="devices as added")],
+    devices: DeviceRefs,
     follow_partition: FollowPartition = False,
 ) -> None:
     """Remove devices added by add-device from a container.
@@ -118,21 +125,14 @@ def remove_device(
 
     Example: syscontainer-tools remove-device web1 /dev/sdb:/dev/sdc
     """
-    from ..errors import SpecError
     from ..resources.devspec import DeviceRef
 
-    refs = []
-    for text in devices:
-        try:
-            refs.append(DeviceRef.parse(text))
-        except SpecError as err:
-            raise err.with_action("parse device") from None
+    refs = _parsed(devices, DeviceRef.parse)
     report(options().tools.remove_devices(container, refs, follow_partition=follow_partition),
            container)
 
 
-@app.command("list-device")
-@handles("list device")
+@command("list-device", "list device")
 def list_device(
     container: Container,
     pretty: Pretty = False,
@@ -152,8 +152,7 @@ def list_device(
          fmt=fmt, pretty=pretty, title=f"Devices of {container}")
 
 
-@app.command("update-device")
-@handles("update device")
+@command("update-device", "update device")
 def update_device(
     container: Container,
     blkio_weight_device: Weight = None,

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import OptionalText, app, handles
+from ..typerapp import OptionalText
+from . import command
 
 ENGINES = ("isula", "podman", "runc", "crun")      # "all"
 WRAPPED = ("docker", "containerd")                  # only when named
@@ -30,8 +31,7 @@ def _default_bindir() -> str:
     return os.path.dirname(found) if found else "/usr/bin"
 
 
-@app.command("install-hooks")
-@handles("install hooks")
+@command("install-hooks", "install hooks")
 def install_hooks(
     engine: Annotated[str, typer.Option(
         "--engine", help="isula, podman, runc, crun, all (those four), docker or "

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Tools
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
 
 _Text = Optional[str]
 Ip = Annotated[_Text, typer.Option("--ip", help="address with prefix length, IPv4 or IPv6")]
@@ -20,8 +20,7 @@ Filter = Annotated[_Text, typer.Option("--filter", "-f", help="JSON object of co
 RoutesJson = Annotated[str, typer.Argument(help='[{"dest":…,"src":…,"gw":…,"dev":…}]')]
 
 
-@app.command("add-nic")
-@handles("add network interface")
+@command("add-nic", "add network interface")
 def add_nic(
     container: Container,
     type: Annotated[str, typer.Option("--type", help="veth or eth")],
@@ -53,8 +52,7 @@ def add_nic(
                                    force=force), container)
 
 
-@app.command("remove-nic")
-@handles("remove network interface")
+@command("remove-nic", "remove network interface")
 def remove_nic(
     container: Container,
     name: Annotated[str, typer.Option("--name", help="[HOST:]CTR")],
@@ -72,8 +70,7 @@ def remove_nic(
     report(options().tools.remove_nic(container, NicName.parse(name), kind), container)
 
 
-@app.command("update-nic")
-@handles("update network interface")
+@command("update-nic", "update network interface")
 def update_nic(
     container: Container,
     name: Annotated[str, typer.Option("--name", help="the container-side interface name")],
@@ -98,8 +95,7 @@ def update_nic(
            container)
 
 
-@app.command("add-route")
-@handles("add route")
+@command("add-route", "add route")
 def add_route(
     container: Container,
     routes: RoutesJson,
@@ -117,8 +113,7 @@ def add_route(
                                       update_config_only=update_config_only), container)
 
 
-@app.command("remove-route")
-@handles("remove route")
+@command("remove-route", "remove route")
 def remove_route(
     container: Container,
     routes: Annotated[str, typer.Argument(
@@ -143,8 +138,8 @@ def _filtered_list(name: str, action: str, what: str, example: str, model: str,
     ``model`` names the resources module with FILTER_KEYS and COLUMNS
     (imported when the command runs, so --help stays fast)."""
 
-    def command(container: Container, pretty: Pretty = False, filter: Filter = None,
-                format: Format = "table") -> None:
+    def list_saved(container: Container, pretty: Pretty = False, filter: Filter = None,
+                   format: Format = "table") -> None:
         import importlib
 
         from ..resources.filters import parse_filter
@@ -154,9 +149,9 @@ def _filtered_list(name: str, action: str, what: str, example: str, model: str,
         show(lister(options().tools, container, filter), spec.COLUMNS, fmt=format,
              pretty=pretty, title=f"{what} of {container}")
 
-    command.__doc__ = (f"List the {what} added to a container.\n\n"
-                       f"Needs root (the saved state is root's).\n\nExample: {example}\n")
-    app.command(name)(handles(action)(command))
+    list_saved.__doc__ = (f"List the {what} added to a container.\n\n"
+                          f"Needs root (the saved state is root's).\n\nExample: {example}\n")
+    command(name, action)(list_saved)
 
 
 _filtered_list("list-nic", "list network interfaces", "NICs",

@@ -6,14 +6,13 @@ from typing import Annotated
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, app, handles, options, report, show
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
 
 _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw, private, " \
               "rprivate, slave, rslave (default rw,rslave)"
 
 
-@app.command("add-path")
-@handles("add path")
+@command("add-path", "add path")
 def add_path(
     container: Container,
     paths: Annotated[list[str], typer.Argument(help=_PATHS_HELP)],
@@ -31,8 +30,7 @@ def add_path(
                                      update_config_only=update_config_only), container)
 
 
-@app.command("remove-path")
-@handles("remove path")
+@command("remove-path", "remove path")
 def remove_path(
     container: Container,
     paths: Annotated[list[str], typer.Argument(help="HOSTPATH:CONTAINERPATH as added")],
@@ -48,8 +46,7 @@ def remove_path(
     report(options().tools.remove_paths(container, parse_all(paths)), container)
 
 
-@app.command("list-path")
-@handles("list path")
+@command("list-path", "list path")
 def list_path(
     container: Container,
     pretty: Pretty = False,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from . import Container, app, handles, options, report
+from . import Container, command, options, report
 
 
-@app.command("relabel")
-@handles("relabel")
+@command("relabel", "relabel")
 def relabel(container: Container) -> None:
     """Label a container's rootfs and added paths with its SELinux mount label.
 

@@ -25,43 +25,19 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from ..command import clean_env
+from ..container import Container
+from ..container import Engine as Engine  # the engines' names live with the Container value
 from ..errors import NotFound, ToolError
-from ..textenum import TextEnum
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..container import Container
 
 log = logging.getLogger(__name__)
 
 
-class Engine(TextEnum):
-    AUTO = "auto"
-    ISULA = "isula"
-    DOCKER = "docker"
-    PODMAN = "podman"
-    CONTAINERD = "containerd"
-    RUNC = "runc"
-    CRUN = "crun"
-
-    @property
-    def binary(self) -> str:
-        return "ctr" if self is Engine.CONTAINERD else self.value
-
-    @property
-    def module(self) -> ModuleType:
-        name = "runc" if self in (Engine.RUNC, Engine.CRUN) else self.value
-        return importlib.import_module(f"{__name__}.{name}")
-
-    @classmethod
-    def parse(cls, value: str) -> Engine:
-        try:
-            return cls(value.lower())
-        except ValueError:
-            choices = ", ".join(e.value for e in cls)
-            raise ToolError(f"unknown engine {value!r}: one of {choices}") from None
+def module_of(engine: Engine) -> ModuleType:
+    """The module that lists and inspects ``engine``'s containers."""
+    name = "runc" if engine in (Engine.RUNC, Engine.CRUN) else engine.value
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +66,7 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
     procs = []
     by_engine: dict[Engine, list[Candidate]] = {}
     for engine in engines:
-        module = engine.module
+        module = module_of(engine)
         local = getattr(module, "list_local", None)
         listed = local(engine, runtime_root) if local else None
         if listed is not None:  # read from the runtime's own files: no CLI spawned
@@ -120,9 +96,10 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
             log.debug("skipping %s: %s", engine.value, msg[-1] if msg else proc.returncode)
             continue
         text = out.decode(errors="replace")
+        module = module_of(engine)
         by_engine.setdefault(engine, []).extend(
-            engine.module.parse_list(engine, text, argv) if hasattr(engine.module, "list_argvs")
-            else engine.module.parse_list(engine, text))
+            module.parse_list(engine, text, argv) if hasattr(module, "list_argvs")
+            else module.parse_list(engine, text))
     return [c for engine in engines for c in by_engine.get(engine, [])]
 
 
@@ -152,5 +129,5 @@ def find(ref: str, engine: Engine = Engine.AUTO, runtime_root: str | None = None
         raise ToolError(f"container {ref!r} is ambiguous: {listed}",
                         hint="give a longer id prefix or --engine")
     hit = hits[0]
-    container: Container = hit.engine.module.inspect(hit, runtime_root)
+    container: Container = module_of(hit.engine).inspect(hit, runtime_root)
     return container

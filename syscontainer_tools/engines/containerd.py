@@ -33,8 +33,8 @@ def address() -> str:
 
 
 def namespaces() -> tuple[str, ...]:
-    ns = os.environ.get("CONTAINERD_NAMESPACE")
-    return (ns,) if ns else DEFAULT_NAMESPACES
+    namespace = os.environ.get("CONTAINERD_NAMESPACE")
+    return (namespace,) if namespace else DEFAULT_NAMESPACES
 
 
 def ctr(namespace: str, *args: str) -> list[str]:
@@ -48,7 +48,7 @@ def list_argvs(engine: Engine, runtime_root: str | None, auto: bool) -> list[lis
             return []
         raise ToolError(f"containerd is not listening at {address()}",
                         hint="start containerd or set CONTAINERD_ADDRESS")
-    return [ctr(ns, "containers", "ls", "-q") for ns in namespaces()]
+    return [ctr(namespace, "containers", "ls", "-q") for namespace in namespaces()]
 
 
 def parse_list(engine: Engine, stdout: str, argv: list[str]) -> list[Candidate]:
@@ -121,9 +121,9 @@ def _json(argv: list[str], ref: str) -> dict[str, Any]:
 
 
 def inspect(candidate: Candidate, runtime_root: str | None) -> Container:
-    ns = candidate.namespace or namespaces()[0]
-    info = _json(ctr(ns, "containers", "info", candidate.id), candidate.id)
-    tasks = parse_tasks(command.run(ctr(ns, "tasks", "ls")).stdout)
+    namespace = candidate.namespace or namespaces()[0]
+    info = _json(ctr(namespace, "containers", "info", candidate.id), candidate.id)
+    tasks = parse_tasks(command.run(ctr(namespace, "tasks", "ls")).stdout)
     pid, status = tasks.get(candidate.id, (0, "stopped"))
     if status == "stopped":
         pid = 0

@@ -41,19 +41,19 @@ class HostDevice:
 
     @classmethod
     def probe(cls, path: str, what: str | None = None) -> HostDevice:
-        label = what or path
+        given = what or path  # the user's text, as the error shows it
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise SpecError(f"device {label!r}: {path} does not exist") from None
+            raise SpecError(f"device {given!r}: {path} does not exist") from None
         except OSError as err:
-            raise SpecError(f"device {label!r}: {err.strerror}") from None
+            raise SpecError(f"device {given!r}: {err.strerror}") from None
         if stat.S_ISBLK(st.st_mode):
             kind = "b"
         elif stat.S_ISCHR(st.st_mode):
             kind = "c"
         else:
-            raise SpecError(f"device {label!r}: {path} is not a device")
+            raise SpecError(f"device {given!r}: {path} is not a device")
         return cls(path, os.path.realpath(path), kind, os.major(st.st_rdev),
                    os.minor(st.st_rdev), stat.S_IMODE(st.st_mode))
 

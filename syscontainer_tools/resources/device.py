@@ -17,12 +17,12 @@ from typing import Any, Union
 from .. import cgroup, mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError
-from ..state import Record
 from . import blockdev, devcgroup, devnodes, systemd_unit
 from .blockdev import HostDevice
 from .devcgroup import perm_union
 from .devspec import COLUMNS, Device, DeviceRef, DeviceSpec, others_perm
 from .qos import BlkioCgroup, QosKind, QosSpec, remove_line, update_line
+from .state import Record
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import inroot, mounts, ns, syscalls
+from .. import inroot, mounts, ns, syscalls, undo
 from ..container import Container
 from ..errors import Conflict
 from . import devcgroup, systemd_unit
@@ -165,25 +165,33 @@ def _drop_node(procfd: int, dirfd: int, name: str) -> None:
 
 def _undo(procfd: int, rootfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
     for node, made in reversed(list(zip(nodes, done))):  # noqa: B905
-        with contextlib.suppress(OSError):
-            fd, name = inroot.open_parent(rootfd, node.path)
-            try:
-                if made.created:
-                    st = _lstat(name, fd)
-                    if st is not None and (node.same_device(st) or (
-                            node.bind and stat.S_ISREG(st.st_mode) and st.st_size == 0)):
-                        _drop_node(procfd, fd, name)
-                if made.backup:
-                    os.rename(made.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
-            finally:
-                os.close(fd)
+        undo.quietly(f"take back {node.path}", _take_back, procfd, rootfd, node, made)
         for d in made.dirs:
-            with contextlib.suppress(OSError):
-                pfd, pname = inroot.open_parent(rootfd, d)
-                try:
-                    os.rmdir(pname, dir_fd=pfd)
-                finally:
-                    os.close(pfd)
+            undo.quietly(f"remove directory {d}", _rmdir_in, rootfd, d)
+
+
+def _take_back(procfd: int, rootfd: int, node: Node, made: Made) -> None:
+    """Drop the node this command made at ``node.path`` (not one that has
+    changed since), and put back what it moved aside there."""
+    fd, name = inroot.open_parent(rootfd, node.path)
+    try:
+        if made.created:
+            st = _lstat(name, fd)
+            if st is not None and (node.same_device(st) or (
+                    node.bind and stat.S_ISREG(st.st_mode) and st.st_size == 0)):
+                _drop_node(procfd, fd, name)
+        if made.backup:
+            os.rename(made.backup, name, src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _rmdir_in(rootfd: int, path: str) -> None:
+    fd, name = inroot.open_parent(rootfd, path)
+    try:
+        os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def unmake_nodes(procfd: int, nodes: Sequence[Node], done: Sequence[Made]) -> None:
@@ -239,7 +247,8 @@ def remove_nodes(procfd: int, nodes: Sequence[Node]) -> list[Node | None]:
     except BaseException:
         restore = [n for n in gone if n is not None]
         if not any(n.bind for n in restore):  # a bind needs a new clone: the parent does it
-            restore_nodes(procfd, restore, [-1] * len(restore))
+            undo.quietly("put the nodes back", restore_nodes, procfd, restore,
+                         [-1] * len(restore))
         raise
     finally:
         os.close(rootfd)
@@ -253,8 +262,8 @@ def ensure_nodes(procfd: int, nodes: Sequence[Node], clones: Sequence[int]) -> N
 
 
 def restore_nodes(procfd: int, nodes: Sequence[Node], clones: Sequence[int]) -> None:
-    with contextlib.suppress(OSError):
-        make_nodes(procfd, nodes, clones, replace=False, keep_same=True)
+    """Undo of a removal: the nodes made again (run as an undo step, quietly)."""
+    make_nodes(procfd, nodes, clones, replace=False, keep_same=True)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from .nicspec import HostState, Nic, NicType
 if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
 
-    from ..state import StateStore
+    from .state import StateStore
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Union
 
+from .. import jsonobject
 from ..errors import SpecError
 
 FilterValue = Union[str, int]  # noqa: UP007 - a runtime alias (Python 3.9)
@@ -17,12 +17,9 @@ def parse_filter(text: str | None, fields: Sequence[str]) -> dict[str, FilterVal
     Keys are matched case-insensitively against ``fields``."""
     if not text or not text.strip():
         return {}
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise SpecError(f"filter is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise SpecError("filter must be a JSON object, e.g. '{\"Ip\": \"10.0.0.2/24\"}'")
+    data = jsonobject.parse(
+        text, not_json="filter is not valid JSON", error=SpecError,
+        not_object="filter must be a JSON object, e.g. '{\"Ip\": \"10.0.0.2/24\"}'")
     by_lower = {f.lower(): f for f in fields}
     out: dict[str, FilterValue] = {}
     for key, value in data.items():

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
 
     from ..container import Container
-    from ..state import Record, StateStore
+    from .state import Record, StateStore
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .. import mounts
+from .. import mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, ToolError
-from ..state import Record
 from .pathspec import COLUMNS, PathSpec, Propagation, parse_all
+from .state import Record
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def ensure_host_path(path: str, owner: tuple[int, int]) -> list[str]:
 def remove_dirs(made: Sequence[str]) -> None:
     """Undo of :func:`ensure_host_path`: rmdir only, so nothing with content goes."""
     for d in reversed(made):
-        with contextlib.suppress(OSError):
-            os.rmdir(d)
+        undo.quietly(f"remove directory {d}", os.rmdir, d)
 
 
 def _live(container: Container, update_config_only: bool) -> bool:
@@ -103,24 +102,25 @@ def add_paths(container: Container, record: Record, specs: Sequence[PathSpec], *
     record unsaved."""
     plan = _plan_add(record.paths, specs)
     owner = container.host_ids()
-    with contextlib.ExitStack() as undo:
+    with contextlib.ExitStack() as stack:
         for spec, _ in plan:
             made = ensure_host_path(spec.host_path, owner)
             if made:
-                undo.callback(remove_dirs, made)
+                stack.callback(remove_dirs, made)  # quiet: each rmdir logs its failure
         if _live(container, update_config_only):
             # the undo stack closes before the pidfd does
             with container.init_process() as pidfd, contextlib.ExitStack() as mounted:
                 for spec, _ in plan:
                     if mounts.bind_into(pidfd, container.pid, spec.bind,
                                         rootfs=container.rootfs, owner=owner):
-                        mounted.callback(mounts.unbind_from, pidfd, container.pid, spec.bind,
-                                         rootfs=container.rootfs)
+                        undo.push(mounted, f"unmount {spec.container_path}",
+                                  mounts.unbind_from, pidfd, container.pid, spec.bind,
+                                  rootfs=container.rootfs)
                     else:
                         log.info("%s is already mounted at %s", spec.host_path,
                                  spec.container_path)
                 mounted.pop_all()
-        undo.pop_all()
+        stack.pop_all()
     record.paths = record.paths + [s for s, new in plan if new]
     return [s.added_line(ref) for s, _ in plan]
 
@@ -146,8 +146,9 @@ def remove_paths(container: Container, record: Record, specs: Sequence[PathSpec]
         with container.init_process() as pidfd, contextlib.ExitStack() as unmounted:
             for spec in chosen:
                 if mounts.unbind_from(pidfd, container.pid, spec.bind, rootfs=container.rootfs):
-                    unmounted.callback(mounts.bind_into, pidfd, container.pid, spec.bind,
-                                       rootfs=container.rootfs, owner=owner)
+                    undo.push(unmounted, f"mount {spec.container_path} again",
+                              mounts.bind_into, pidfd, container.pid, spec.bind,
+                              rootfs=container.rootfs, owner=owner)
                 else:
                     log.info("%s was not mounted at %s any more", spec.host_path,
                              spec.container_path)

@@ -133,7 +133,10 @@ def remove_line(kind: QosKind, path: str) -> str:
 
 @dataclass(frozen=True)
 class BlkioCgroup:
-    version: int
+    """Where a container's limits are written: the ``blkio`` (v1) or ``io``
+    (v2) directory of its init's cgroup."""
+
+    version: int     # 1 or 2
     directory: str
 
     @classmethod

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyroute2 import IPRoute
 
     from ..container import Container
-    from ..state import Record
+    from .state import Record
 
 log = logging.getLogger(__name__)
 

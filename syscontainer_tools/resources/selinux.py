@@ -13,7 +13,7 @@ import os
 from .. import command
 from ..container import Container
 from ..errors import ToolError
-from ..state import Record
+from .state import Record
 
 log = logging.getLogger(__name__)
 

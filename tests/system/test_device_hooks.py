@@ -10,7 +10,7 @@ import pytest
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import NotFound
 from syscontainer_tools.resources import device
-from syscontainer_tools.state import StateStore
+from syscontainer_tools.resources.state import StateStore
 
 from .conftest import PREFIX
 

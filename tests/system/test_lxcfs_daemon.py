@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit.cgroups import Hierarchies
+from lxcfs_toolkit.cgroupreader import Hierarchies
 from lxcfs_toolkit.views.meminfo import parse_meminfo
 
 pytestmark = pytest.mark.system

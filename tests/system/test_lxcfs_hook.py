@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from lxcfs_toolkit import mounts
+from lxcfs_toolkit import viewmounts
 from syscontainer_tools import mountinfo, ns, syscalls
 
 from .conftest import PREFIX, Ctr, write_config
@@ -76,12 +76,12 @@ class Daemon:
         deadline = time.monotonic() + 15
         while True:
             try:
-                mounts.daemon(self.directory)
+                viewmounts.daemon(self.directory)
                 # the Python daemon is fully up (its keeper started) once it says so
                 if self.kind == "c" or self._servings() > servings:
                     return
-                raise mounts.NotAnswering("not fully up yet")
-            except mounts.NotAnswering:
+                raise viewmounts.NotAnswering("not fully up yet")
+            except viewmounts.NotAnswering:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"{self.kind} lxcfs did not come up: "
                                          f"{self.log.read_text(errors='replace')[-2000:]}") from None
@@ -246,13 +246,13 @@ def lxcfs_points(ctr: Ctr) -> dict[str, str]:
     """Mount point -> optional fields, of the fuse.lxcfs mounts inside ``ctr``."""
     out = {}
     for entry in mountinfo.read(ctr.pid):
-        if entry.fstype == mounts.FSTYPE:
+        if entry.fstype == viewmounts.FSTYPE:
             out[entry.point] = " ".join(entry.optional)
     return out
 
 
 def mount_ids(ctr: Ctr) -> set[int]:
-    return {e.mount_id for e in mountinfo.read(ctr.pid) if e.fstype == mounts.FSTYPE}
+    return {e.mount_id for e in mountinfo.read(ctr.pid) if e.fstype == viewmounts.FSTYPE}
 
 
 # --- the hook -----------------------------------------------------------------
@@ -353,7 +353,7 @@ def test_hung_daemon_does_not_hang_container_start(live: Env) -> None:
         took = time.monotonic() - start
     finally:
         live.daemon.proc.send_signal(signal.SIGCONT)
-    assert took < mounts.PROBE_TIMEOUT + 10
+    assert took < viewmounts.PROBE_TIMEOUT + 10
     assert memtotal(ctr) == host_memtotal()
     assert "does not answer within" in (ctr.bundle / "hook.log").read_text()
     assert live.tool("check-lxcfs").returncode == 0      # answering again
@@ -392,7 +392,7 @@ def test_daemon_restart_then_remount_all_heals_containers(live: Env) -> None:
     assert memtotal(plain) == host_memtotal()
     assert lxcfs_points(plain) == {}
     # the stale mounts were replaced, not stacked: one mount per target
-    entries = [e for e in mountinfo.read(c1.pid) if e.fstype == mounts.FSTYPE]
+    entries = [e for e in mountinfo.read(c1.pid) if e.fstype == viewmounts.FSTYPE]
     assert len(entries) == len({e.point for e in entries})
     # a second remount finds everything live and changes nothing
     ids = mount_ids(c1)
@@ -451,7 +451,7 @@ def test_remount_all_fails_when_one_container_fails(live: Env) -> None:
     assert f"Failed to remount lxcfs: container {bad.id}:" in proc.stderr
     assert memtotal(good) == MEMORY >> 10
     # the bad one: rolled back, no live lxcfs mount was left half-way
-    live_dev = mounts.daemon(live.directory).dev
+    live_dev = viewmounts.daemon(live.directory).dev
     assert not [e for e in mountinfo.read(bad.pid) if e.dev == live_dev]
     parent.unlink()
 
@@ -507,10 +507,10 @@ def test_mount_without_mount_setattr_is_still_a_slave(live: Env,
     monkeypatch.setattr(syscalls, "mount_setattr", no_mount_setattr)
     c = find(ctr.id, Engine.RUNC, live.root)
     with c.init_process() as pidfd:
-        report = mounts.mount_into(c, pidfd, mounts.daemon(live.directory))
+        report = viewmounts.mount_into(c, pidfd, viewmounts.daemon(live.directory))
         assert "/proc/meminfo" in report.mounted
         assert memtotal(ctr) == MEMORY // 1024
-        inside = [e for e in mountinfo.read(ctr.pid) if e.fstype == mounts.FSTYPE]
+        inside = [e for e in mountinfo.read(ctr.pid) if e.fstype == viewmounts.FSTYPE]
         assert inside and all(any(o.startswith("master:") for o in e.optional)
                               for e in inside), inside
         target = f"{live.directory}/proc"

@@ -11,7 +11,7 @@ from syscontainer_tools import netlink
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import ToolError
 from syscontainer_tools.resources import nic, veth
-from syscontainer_tools.state import StateStore
+from syscontainer_tools.resources.state import StateStore
 
 from .conftest import PREFIX
 from .nethelpers import (

@@ -15,7 +15,7 @@ from pyroute2 import IPRoute
 
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.resources import nic, route
-from syscontainer_tools.state import StateStore
+from syscontainer_tools.resources.state import StateStore
 
 from .conftest import PREFIX
 from .nethelpers import (

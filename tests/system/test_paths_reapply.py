@@ -16,7 +16,7 @@ from syscontainer_tools import syscalls
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.resources import path
 from syscontainer_tools.resources.path import PathSpec
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 from tests.system.conftest import PREFIX, run
 from tests.system.test_paths import host_mounts_of, mount_options, mountpoints, shared_src, src
 
@@ -29,7 +29,7 @@ import json, os, sys
 from syscontainer_tools.container import Container
 from syscontainer_tools.resources import path
 from syscontainer_tools.resources.pathspec import PathSpec
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 state = json.load(sys.stdin)
 c = Container.from_oci_state(state)
 record = Record(c.id, paths=[PathSpec.from_record(i) for i in json.load(open(sys.argv[1]))])

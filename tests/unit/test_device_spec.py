@@ -10,7 +10,7 @@ from syscontainer_tools.errors import SpecError
 from syscontainer_tools.resources import blockdev, devcgroup
 from syscontainer_tools.resources.device import Device, DeviceRef, DeviceSpec, list_devices
 from syscontainer_tools.resources.qos import QosKind, QosSpec, parse_rate
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 
 
 @pytest.mark.parametrize("text, want", [

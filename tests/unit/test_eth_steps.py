@@ -13,7 +13,7 @@ from syscontainer_tools import netlink
 from syscontainer_tools.errors import Conflict
 from syscontainer_tools.resources import eth
 from syscontainer_tools.resources.nicspec import HostState, Nic, NicType
-from syscontainer_tools.state import StateStore
+from syscontainer_tools.resources.state import StateStore
 
 IFF_UP = 0x1
 

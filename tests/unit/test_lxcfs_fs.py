@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit.cgroups import Hierarchies
+from lxcfs_toolkit.cgroupreader import Hierarchies
 from lxcfs_toolkit.fs import FuseError, LxcfsOperations
 from lxcfs_toolkit.views.meminfo import parse_meminfo
 

@@ -7,8 +7,9 @@ import struct
 import pytest
 
 from lxcfs_toolkit import fs, fuseloop, wired
-from lxcfs_toolkit.cgroups import CgroupReader, Hierarchies, Membership
+from lxcfs_toolkit.cgroupreader import CgroupReader, Hierarchies
 from lxcfs_toolkit.views.pressure import render_pressure
+from syscontainer_tools.cgroup import Membership
 
 HOST = b"some avg10=1.00 avg60=2.00 avg300=3.00 total=4\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 CG = "some avg10=0.50 avg60=0.25 avg300=0.10 total=99\nfull avg10=0.10 avg60=0.05 avg300=0.01 total=7\n"

@@ -9,7 +9,7 @@ from syscontainer_tools.errors import Conflict, NotFound, SpecError
 from syscontainer_tools.resources import nic
 from syscontainer_tools.resources.nicspec import HostState
 from syscontainer_tools.resources.routespec import RouteSpec
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 
 
 def spec(**kw):

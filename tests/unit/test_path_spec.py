@@ -11,7 +11,7 @@ from syscontainer_tools import mounts, syscalls
 from syscontainer_tools.errors import Conflict, SpecError, ToolError
 from syscontainer_tools.resources import path
 from syscontainer_tools.resources.path import MAX_PATHS, PathSpec, Propagation
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 
 
 def test_defaults():

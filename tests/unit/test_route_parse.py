@@ -6,7 +6,7 @@ import pytest
 
 from syscontainer_tools.errors import Conflict, NotFound, SpecError
 from syscontainer_tools.resources import route
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 
 
 def one(text: str, **kw) -> route.RouteSpec:

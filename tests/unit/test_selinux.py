@@ -4,7 +4,7 @@ from syscontainer_tools.container import Container
 from syscontainer_tools.errors import ToolError
 from syscontainer_tools.resources import selinux
 from syscontainer_tools.resources.pathspec import PathSpec
-from syscontainer_tools.state import Record
+from syscontainer_tools.resources.state import Record
 
 
 def ctr(spec=None):

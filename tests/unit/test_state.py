@@ -10,7 +10,7 @@ from syscontainer_tools.errors import ToolError
 from syscontainer_tools.resources.devspec import Device
 from syscontainer_tools.resources.pathspec import PathSpec
 from syscontainer_tools.resources.routespec import RouteSpec
-from syscontainer_tools.state import SCHEMA_VERSION, Record, StateStore
+from syscontainer_tools.resources.state import SCHEMA_VERSION, Record, StateStore
 
 LOOP0 = Device("/dev/loop0", "/dev/loop0", "b", 7, 0)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools import wrapper
+from syscontainer_tools.errors import ToolError
 
 BIN = Path(sys.executable).parent
 RECORDER = """#!/bin/sh
@@ -67,7 +68,7 @@ def test_split_and_subcommand():
     assert wrapper.bundle_of(["--bundle=/b2", "x"]) == "/b2"
     assert wrapper.bundle_of(["-b", "/b3", "x"]) == "/b3"
     assert wrapper.bundle_of(["x"]) == "."
-    with pytest.raises(wrapper.WrapperError, match="unknown option"):
+    with pytest.raises(ToolError, match="unknown option"):
         wrapper.split_own(["--sc-nope=1"])
 
 
@@ -76,7 +77,7 @@ def test_lxcfs_choice():
     on = {"process": {"env": ["A=1", "SYSCONTAINER_LXCFS=1"]}}
     off = {"annotations": {"syscontainer.lxcfs": "false"}}
     assert wrapper.wants_lxcfs(on, "0") and not wrapper.wants_lxcfs(off, "true")
-    with pytest.raises(wrapper.WrapperError):
+    with pytest.raises(ToolError):
         wrapper.wants_lxcfs({"process": {"env": ["SYSCONTAINER_LXCFS=maybe"]}}, "0")
 
 

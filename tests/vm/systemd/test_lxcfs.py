@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit import mounts
+from lxcfs_toolkit import viewmounts
 from syscontainer_tools import mountinfo
 from syscontainer_tools.resources import systemd_unit
 from tests.system.conftest import PREFIX, Ctr, run, write_config
@@ -73,7 +73,7 @@ def wait_for(what: str, cond, seconds: float = 30) -> None:
 
 
 def host_lxcfs_mounts() -> list[str]:
-    return [e.point for e in mountinfo.read() if e.fstype == mounts.FSTYPE]
+    return [e.point for e in mountinfo.read() if e.fstype == viewmounts.FSTYPE]
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ point them at a temp-dir tree:
 
 * :class:`Hierarchies` -- where each v1 controller and the v2 unified tree
   are mounted (``Hierarchies.discover()`` parses /proc/self/mountinfo);
-* :class:`Membership` -- which cgroup a process is in, per controller
-  (``parse_proc_cgroup()`` of /proc/PID/cgroup text).
+* ``syscontainer_tools.cgroup.Membership`` -- which cgroup a process is in,
+  per controller (``pruned_membership()`` of /proc/PID/cgroup text).
 
 A v1 controller mounted on its own hierarchy wins over v2; any other
 controller is looked up in the unified tree. A trailing ``/init.scope`` is
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
 from syscontainer_tools import mountinfo
+from syscontainer_tools.cgroup import Membership, parse_membership
 from syscontainer_tools.mountinfo import V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
@@ -66,25 +67,15 @@ class Hierarchies:
         return cls(v1={k: v for k, v in v1.items() if k in V1_CONTROLLERS}, v2=v2)
 
 
-@dataclass(frozen=True)
-class Membership:
-    """The cgroup path of one process, per v1 controller and in the v2 tree."""
-
-    v1: Mapping[str, str] = field(default_factory=dict)
-    v2: str | None = None
-
-
 def _prune(path: str) -> str:
     if path.endswith(INIT_SCOPE):
         path = path[: -len(INIT_SCOPE)] or "/"
     return path or "/"
 
 
-def parse_proc_cgroup(text: str) -> Membership:
+def pruned_membership(text: str) -> Membership:
     """/proc/PID/cgroup (the project's one parser, ``syscontainer_tools.cgroup``),
     init.scope pruned, v1 controllers lxcfs reads only."""
-    from syscontainer_tools.cgroup import parse_membership
-
     member = parse_membership(text)
     return Membership(v1={c: _prune(p) for c, p in member.v1.items() if c in V1_CONTROLLERS},
                       v2=None if member.v2 is None else _prune(member.v2))

@@ -1,4 +1,4 @@
-"""Pure parts of lxcfs_toolkit.mounts, cli and hook: no root, no daemon."""
+"""Pure parts of lxcfs_toolkit.viewmounts, cli and hook: no root, no daemon."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lxcfs_toolkit import cli, mounts
+from lxcfs_toolkit import cli, viewmounts
 from syscontainer_tools import mountinfo
 from syscontainer_tools.errors import ToolError
 
@@ -57,15 +57,15 @@ def test_top_mount_is_the_last_listed() -> None:
 
 
 def test_lxcfs_mounts_only_on_the_views_targets() -> None:
-    found = mounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxc/lxcfs")
+    found = viewmounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxc/lxcfs")
     assert [e.point for e in found] == ["/var/lib/lxc/lxcfs", "/proc/meminfo", "/proc/cpuinfo"]
     # another lxcfs directory: the /proc files still count, the directory does not
-    found = mounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxcfs")
+    found = viewmounts.lxcfs_mounts(mountinfo.parse(MOUNTINFO), "/var/lib/lxcfs")
     assert [e.point for e in found] == ["/proc/meminfo", "/proc/cpuinfo"]
 
 
 def test_target_paths() -> None:
-    paths = mounts.target_paths("/var/lib/lxc/lxcfs")
+    paths = viewmounts.target_paths("/var/lib/lxc/lxcfs")
     for name in ("cpuinfo", "meminfo", "stat", "uptime", "diskstats", "partitions", "swaps",
                  "loadavg"):
         assert f"/proc/{name}" in paths
@@ -77,27 +77,27 @@ def test_target_paths() -> None:
 def test_lxcfs_dir_default_env_and_option(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
     monkeypatch.delenv("LXCFS_DIR", raising=False)
-    assert mounts.lxcfs_dir() == mounts.DEFAULT_DIR == "/var/lib/lxc/lxcfs"
+    assert viewmounts.lxcfs_dir() == viewmounts.DEFAULT_DIR == "/var/lib/lxc/lxcfs"
     monkeypatch.setenv("LXCFS_DIR", "/var/lib/lxcfs/")
-    assert mounts.lxcfs_dir() == "/var/lib/lxcfs"
-    assert mounts.lxcfs_dir("/srv//x/../lxcfs") == "/srv/lxcfs"
+    assert viewmounts.lxcfs_dir() == "/var/lib/lxcfs"
+    assert viewmounts.lxcfs_dir("/srv//x/../lxcfs") == "/srv/lxcfs"
     # the parent's symlinks are resolved (mountinfo has none), the last part is kept
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to("real")
-    assert mounts.lxcfs_dir(str(tmp_path / "link" / "lxcfs")) == str(tmp_path / "real" / "lxcfs")
+    assert viewmounts.lxcfs_dir(str(tmp_path / "link" / "lxcfs")) == str(tmp_path / "real" / "lxcfs")
     with pytest.raises(ToolError, match="absolute"):
-        mounts.lxcfs_dir("relative/lxcfs")
+        viewmounts.lxcfs_dir("relative/lxcfs")
     with pytest.raises(ToolError, match="cannot be /"):
-        mounts.lxcfs_dir("/")
+        viewmounts.lxcfs_dir("/")
 
 
 def test_daemon_not_answering(tmp_path: Path) -> None:
-    with pytest.raises(mounts.NotAnswering, match="no lxcfs at"):
-        mounts.daemon(str(tmp_path / "missing"))
-    with pytest.raises(mounts.NotAnswering, match="no lxcfs is mounted"):
-        mounts.daemon(str(tmp_path))
-    with pytest.raises(mounts.NotAnswering, match=r"waited 0.1 s"):
-        mounts.wait_daemon(str(tmp_path), 0.1)
+    with pytest.raises(viewmounts.NotAnswering, match="no lxcfs at"):
+        viewmounts.daemon(str(tmp_path / "missing"))
+    with pytest.raises(viewmounts.NotAnswering, match="no lxcfs is mounted"):
+        viewmounts.daemon(str(tmp_path))
+    with pytest.raises(viewmounts.NotAnswering, match=r"waited 0.1 s"):
+        viewmounts.wait_daemon(str(tmp_path), 0.1)
 
 
 # --- CLI ---------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_hook_without_daemon_changes_nothing_and_exits_0(tmp_path: Path) -> None
 
 
 def test_hook_imports_stay_light() -> None:
-    code = ("import sys, lxcfs_toolkit.hook, lxcfs_toolkit.mounts; "
+    code = ("import sys, lxcfs_toolkit.hook, lxcfs_toolkit.viewmounts; "
             "print(sorted(m for m in ('typer', 'rich', 'fuse', 'pyroute2', 'pyudev') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

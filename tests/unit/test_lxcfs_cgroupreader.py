@@ -1,4 +1,4 @@
-"""cgroups.py on parsed text and on temp-dir trees laid out like cgroupfs (v1 and v2)."""
+"""cgroupreader.py on parsed text and on temp-dir trees laid out like cgroupfs (v1 and v2)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from lxcfs_toolkit.cgroups import (
+from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    Membership,
     parse_blkio,
     parse_cpu_list,
-    parse_proc_cgroup,
+    pruned_membership,
 )
 from lxcfs_toolkit.views.inputs import CpuSet, DiskCounters
+from syscontainer_tools.cgroup import Membership
 
 MiB = 1 << 20
 
@@ -47,13 +47,13 @@ def test_mountinfo_comounted_and_pure_v2() -> None:
 
 
 def test_proc_cgroup_and_init_scope_pruning() -> None:
-    m = parse_proc_cgroup(
+    m = pruned_membership(
         "9:name=systemd:/\n4:memory:/ctr/init.scope\n2:cpu,cpuacct:/ctr\n0::/ctr/init.scope\n"
         "garbage\n"
     )
     assert m.v1 == {"memory": "/ctr", "cpu": "/ctr", "cpuacct": "/ctr"}
     assert m.v2 == "/ctr"
-    assert parse_proc_cgroup("0::/init.scope\n").v2 == "/"
+    assert pruned_membership("0::/init.scope\n").v2 == "/"
 
 
 def test_cpu_list() -> None:

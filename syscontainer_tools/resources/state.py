@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ToolError
+from ..errors import ToolError
 
 if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is read
-    from .resources.devspec import Device
-    from .resources.nicspec import Nic
-    from .resources.pathspec import PathSpec
-    from .resources.qos import QosSpec
-    from .resources.routespec import RouteSpec
+    from .devspec import Device
+    from .nicspec import Nic
+    from .pathspec import PathSpec
+    from .qos import QosSpec
+    from .routespec import RouteSpec
 
 SCHEMA_VERSION = 2
 DEFAULT_STATE_DIR = "/var/lib/syscontainer-tools"
@@ -48,7 +48,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 saved NICs under list-nic's column names (``CtrNicName``, an
     eth's ``Host``); schema 2 has a model of its own for them."""
-    from .resources.nicspec import migrate_v1 as _nic_v1
+    from .nicspec import migrate_v1 as _nic_v1
 
     nics = data.get("nics", [])
     if isinstance(nics, list):
@@ -98,11 +98,11 @@ class Record:
             items = data.get(name, [])
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise ToolError(f"saved state {where}: section {name!r} is not a list of objects")
-        from .resources.devspec import Device
-        from .resources.nicspec import Nic
-        from .resources.pathspec import PathSpec
-        from .resources.qos import QosSpec
-        from .resources.routespec import RouteSpec
+        from .devspec import Device
+        from .nicspec import Nic
+        from .pathspec import PathSpec
+        from .qos import QosSpec
+        from .routespec import RouteSpec
 
         while version < SCHEMA_VERSION:
             data = MIGRATIONS[version](dict(data))
