@@ -40,8 +40,9 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 # after the overlay on /etc and /var: virtme-ng's empty fstab, a fresh /tmp
+# (without nodev: the tests keep container roots with device nodes there)
 : > /etc/fstab
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 # podman's and the engines' stores: the guest's own, never the host's
 for d in /var/lib/containers /var/lib/syscontainer-tools /var/lib/lxc /var/log; do
