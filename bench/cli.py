@@ -26,13 +26,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import make_container, ratio, rounds, run, summary, timed
+from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
 
 
-def help_check(python: str) -> float:
+def help_check(python: str) -> tuple[float, float]:
     proc = run([python, "-X", "importtime", "-m", "syscontainer_tools", "--help"],
                cwd=REPO)
     loaded = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
@@ -42,8 +42,8 @@ def help_check(python: str) -> float:
         print(f"--help imports heavy modules: {', '.join(heavy)}")
     else:
         print("--help imports none of pyroute2, pyudev, fusepy: ok")
-    times = [timed([python, "-m", "syscontainer_tools", "--help"]) for _ in range(7)]
-    return statistics.median(times)
+    times = [timed_cpu([python, "-m", "syscontainer_tools", "--help"]) for _ in range(7)]
+    return statistics.median(t[0] for t in times), min(t[1] for t in times)
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root")
 
-    help_time = help_check(args.python)
+    help_time, help_cpu = help_check(args.python)
     work = Path(tempfile.mkdtemp(prefix="sct-bench-"))
     root = str(work / "runc-root")
     cid = f"sctbench{os.getpid()}"
@@ -86,15 +86,22 @@ def main() -> None:
         sh_rm = ["sh", "-c", f"nsenter -t {pid} -m rm /dev/bench && "
                  f"echo 'b {major}:{minor} rwm' > {cg}/devices.deny"]
 
-        cli_times, sh_times = rounds(args.runs, lambda: timed(add, env) + timed(rm, env),
-                                     lambda: timed(sh_add) + timed(sh_rm))
+        cli_runs, sh_runs = rounds(args.runs,
+                                   lambda: both(timed_cpu(add, env), timed_cpu(rm, env)),
+                                   lambda: both(timed_cpu(sh_add), timed_cpu(sh_rm)))
+        cli_times, sh_times = [r[0] for r in cli_runs], [r[0] for r in sh_runs]
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, device {loop}")
         print(summary("CLI add-device + remove-device:", cli_times))
         print(summary("shell mknod/allow + rm/deny:   ", sh_times))
         print(ratio("CLI/shell", cli_times, sh_times))
-        floor = statistics.median(timed([args.python, "-c", "import typer"]) for _ in range(7))
+        print(cpu_line([r[1] for r in cli_runs], [r[1] for r in sh_runs]))
+        typer_runs = [timed_cpu([args.python, "-c", "import typer"]) for _ in range(7)]
+        floor = statistics.median(t[0] for t in typer_runs)
+        floor_cpu = min(t[1] for t in typer_runs)
         print(f"syscontainer-tools --help: median {help_time * 1000:.1f} ms; "
-              f"'python -c \"import typer\"' alone: {floor * 1000:.1f} ms (x2 per round)")
+              f"'python -c \"import typer\"' alone: {floor * 1000:.1f} ms; ratio "
+              f"{help_time / floor:.2f} (target <= 2); best CPU {help_cpu * 1000:.1f} vs "
+              f"{floor_cpu * 1000:.1f} ms: {help_cpu / floor_cpu:.2f}")
     finally:
         subprocess.run(["runc", "--root", root, "delete", "--force", cid],
                        stdin=subprocess.DEVNULL, capture_output=True, check=False)

@@ -48,6 +48,35 @@ def rounds(runs: int, *steps: Callable[[], T]) -> list[list[T]]:
     return times
 
 
+def timed_cpu(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``argv``; CPU is the user + system
+    time of it and the children it waited for.  On a shared machine CPU time
+    is the steadier measure: wall time also counts the waits for a core."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(argv, env)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def both(*runs: tuple[float, float]) -> tuple[float, float]:
+    """The summed (wall, CPU) of several ``timed_cpu`` runs."""
+    return sum(r[0] for r in runs), sum(r[1] for r in runs)
+
+
+def spread(values: list[float]) -> str:
+    """``median (min .. max)`` in ms."""
+    return (f"{statistics.median(values) * 1000:7.1f} ms "
+            f"({min(values) * 1000:.1f} .. {max(values) * 1000:.1f})")
+
+
+def cpu_line(cli: list[float], ref: list[float]) -> str:
+    """CPU times of the CLI and the reference, and the ratio of their best."""
+    return (f"CPU (user+sys) CLI: {spread(cli)}; reference: {spread(ref)}; "
+            f"ratio of the best: {min(cli) / max(min(ref), 1e-3):.2f}")
+
+
 def summary(label: str, times: list[float]) -> str:
     """``label median X ms (min Y, max Z)``."""
     return (f"{label} median {statistics.median(times) * 1000:7.1f} ms "

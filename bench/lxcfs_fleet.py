@@ -14,9 +14,12 @@ second, each round open-read-close of /proc/meminfo, /proc/stat and
 
 1. fleet: CONTAINERS readers, SECONDS against each daemon, C and Python in
    turn twice (against drift).  Printed per daemon: reads, the daemon's CPU
-   time (utime + stime from /proc/PID/stat) per 1000 reads, and the p99 of
-   one open-read-close over all reads; then the Python/C ratio of CPU per
-   1000 reads (issue 16's target: <= 0.5) and of p99 (target <= 1).
+   time (utime + stime from /proc/PID/stat) per 1000 reads and its user
+   share, and the p99 of one open-read-close over all reads; then the
+   Python/C ratio of CPU per 1000 reads (issue 16's target: <= 0.5) and of
+   p99 (target <= 1), and the load average.  ``--variant ARGS`` adds a
+   second Python daemon (``LXCFS_FLEET_VARIANT_PATH=DIR``: run from that
+   checkout) for a before/after comparison under the same load.
 2. loadavg at scale (run first): one probe container reads /proc/loadavg in
    a loop while 5, then MANY containers exist (each has read its loadavg once from
    both daemons, so both track it).  Printed per daemon: mean and p99 of a
@@ -237,13 +240,18 @@ class Daemon:
     def __init__(self, stack: ExitStack, kind: str, mnt: str, extra: list[str]) -> None:
         self.kind, self.mnt = kind, mnt
         os.mkdir(mnt)
-        self.proc = start_lxcfs(stack, kind, mnt, extra)
+        cwd = os.environ.get("LXCFS_FLEET_VARIANT_PATH", ROOT) if kind == "variant" else ROOT
+        self.proc = start_lxcfs(stack, kind, mnt, extra, cwd=cwd)
 
     def cpu(self) -> float:
         """utime + stime of the daemon, seconds."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(utime, stime) of the daemon, seconds."""
         data = Path(f"/proc/{self.proc.pid}/stat").read_bytes()
         fields = data[data.rindex(b")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return int(fields[11]) / TICK, int(fields[12]) / TICK
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -262,34 +270,42 @@ def p99(values: list[int]) -> float:
 # --- the three measurements ---------------------------------------------------------
 
 def fleet(fl: Fleet, daemons: dict[str, Daemon], seconds: float, rate: float) -> None:
-    acc = {k: {"n": 0, "cpu": 0.0, "lat": []} for k in daemons}  # type: ignore[var-annotated]
-    for kind in ("c", "python", "c", "python"):
+    acc = {k: {"n": 0, "cpu": 0.0, "user": 0.0, "lat": []} for k in daemons}  # type: ignore[var-annotated]
+    load0 = os.getloadavg()[0]
+    for kind in [*daemons, *daemons]:   # each in turn, twice (against drift)
         d = daemons[kind]
-        c0 = d.cpu()
+        u0, s0 = d.cpu_split()
         res = fl.command(fl.readers, f"go {d.mnt} {seconds / 2} {rate} {','.join(FILES)}")
-        acc[kind]["cpu"] += d.cpu() - c0
+        u1, s1 = d.cpu_split()
+        acc[kind]["cpu"] += (u1 - u0) + (s1 - s0)
+        acc[kind]["user"] += u1 - u0
         for r in res:
             acc[kind]["n"] += r["n"]
             acc[kind]["lat"] += r["lat"]
     print(f"\n1. fleet: {len(fl.readers)} containers, {rate:g} rounds/s of "
           f"{'+'.join(FILES)}, {seconds:g} s per daemon")
     print(f"   {'daemon':<8} {'reads':>7} {'reads/s':>8} {'CPU s':>7} {'CPU ms/1000 reads':>18} "
-          f"{'p50 us':>7} {'p99 us':>7}")
-    for kind in ("python", "c"):
+          f"{'user %':>7} {'p50 us':>7} {'p99 us':>7}")
+    for kind in daemons:
         a = acc[kind]
         per = 1000 * a["cpu"] / max(1, a["n"]) * 1000
+        user = 100 * a["user"] / max(1e-9, a["cpu"])
         print(f"   {kind:<8} {a['n']:>7} {a['n'] / seconds:>8.0f} {a['cpu']:>7.2f} {per:>18.1f} "
-              f"{statistics.median(a['lat']):>7.0f} {p99(a['lat']):>7.0f}")
-    cpu_ratio = (acc["python"]["cpu"] / acc["python"]["n"]) / max(1e-9, acc["c"]["cpu"] / acc["c"]["n"])
-    lat_ratio = p99(acc["python"]["lat"]) / max(1.0, p99(acc["c"]["lat"]))
-    print(f"   Python/C: CPU per 1000 reads {cpu_ratio:.2f}x (target <= 0.5), "
-          f"p99 {lat_ratio:.2f}x (target <= 1)")
+              f"{user:>7.0f} {statistics.median(a['lat']):>7.0f} {p99(a['lat']):>7.0f}")
+    for kind in daemons:
+        if kind == "c":
+            continue
+        cpu_ratio = (acc[kind]["cpu"] / max(1, acc[kind]["n"])) / max(1e-9, acc["c"]["cpu"] / acc["c"]["n"])
+        lat_ratio = p99(acc[kind]["lat"]) / max(1.0, p99(acc["c"]["lat"]))
+        print(f"   {kind}/c: CPU per 1000 reads {cpu_ratio:.2f}x (target <= 0.5), "
+              f"p99 {lat_ratio:.2f}x (target <= 1)")
+    print(f"   load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 
 def loadavg_probe(fl: Fleet, daemons: dict[str, Daemon], seconds: float) -> dict[str, tuple]:
     probe = fl.readers[:1]
     out = {}
-    for kind in ("c", "python"):
+    for kind in daemons:
         d = daemons[kind]
         c0, t0 = d.cpu(), time.monotonic()
         time.sleep(seconds / 2)
@@ -313,7 +329,7 @@ def scale(fl: Fleet, daemons: dict[str, Daemon], many: int, seconds: float) -> N
           f"with {few} and with {many} containers")
     print(f"   {'daemon':<8} {'containers':>10} {'mean us':>8} {'p99 us':>7} "
           f"{'CPU us/read':>12} {'idle CPU %':>11}")
-    for kind in ("python", "c"):
+    for kind in daemons:
         for n, res in ((few, small), (many, big)):
             m, p, cpu, idle = res[kind]
             print(f"   {kind:<8} {n:>10} {m:>8.1f} {p:>7.0f} {cpu:>12.1f} {100 * idle:>11.2f}")
@@ -355,6 +371,9 @@ def main() -> int:
     ap.add_argument("--probe-seconds", type=float, default=6.0)
     ap.add_argument("--soak", type=float, default=60.0, help="soak seconds (600 for the record)")
     ap.add_argument("--server-args", default="", help="options for the Python daemon")
+    ap.add_argument("--variant", help="also run a second Python daemon with these options "
+                    "(A/B in the same run); LXCFS_FLEET_VARIANT_PATH in the environment "
+                    "runs it from another checkout (python -m from there)")
     ap.add_argument("--reader", nargs="+")
     args = ap.parse_args()
     if args.reader:
@@ -369,14 +388,16 @@ def main() -> int:
     with ExitStack() as stack:
         tmp = tempfile.mkdtemp(prefix=f"{TAG}-")
         stack.callback(shutil.rmtree, tmp, True)
-        daemons = {"python": Daemon(stack, "python", f"{tmp}/py", args.server_args.split()),
-                   "c": Daemon(stack, "c", f"{tmp}/c", ["-l"])}
+        daemons = {"python": Daemon(stack, "python", f"{tmp}/py", args.server_args.split())}
+        if args.variant is not None:   # a second Python daemon, for A/B runs in one load
+            daemons["variant"] = Daemon(stack, "variant", f"{tmp}/py2", args.variant.split())
+        daemons["c"] = Daemon(stack, "c", f"{tmp}/c", ["-l"])
         fl = Fleet(stack)
         fl.add_readers(1)
         if args.many > 0:
             scale(fl, daemons, args.many, args.probe_seconds)
         fl.add_readers(args.containers - 1)
-        fl.command(fl.readers, f"go {daemons['python'].mnt},{daemons['c'].mnt} 0.5 10 "
+        fl.command(fl.readers, f"go {','.join(d.mnt for d in daemons.values())} 0.5 10 "
                    f"{','.join(FILES)}")  # warm both
         fleet(fl, daemons, args.seconds, args.rate)
         if args.soak > 0:

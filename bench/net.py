@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_container, ratio, rounds, run, summary, timed
+from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed, timed_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -107,16 +107,18 @@ def main() -> None:
                   f"ip link set {shell_host} master {bridge} up"]
         sh_rm = ["sh", "-c", f"ip link del {shell_host}"]
 
-        cli_times, sh_times, lib_times = rounds(
-            args.runs, lambda: timed(add, env) + timed(rm, env),
-            lambda: timed(sh_add) + timed(sh_rm),
+        cli_runs, sh_runs, lib_times = rounds(
+            args.runs, lambda: both(timed_cpu(add, env), timed_cpu(rm, env)),
+            lambda: both(timed_cpu(sh_add), timed_cpu(sh_rm)),
             lambda: library_round(cid, root, state_dir, bridge))
+        cli_times, sh_times = [r[0] for r in cli_runs], [r[0] for r in sh_runs]
         print(f"runs: {args.runs} (after 1 warm-up), container {cid}, bridge {bridge}")
         print(summary("CLI add-nic + remove-nic (veth):  ", cli_times))
         print(summary("shell ip link / ip netns:         ", sh_times))
         print(f"library add_nic + remove_nic:      median "
               f"{statistics.median(lib_times) * 1000:7.1f} ms (in-process, no start-up)")
         print(ratio("CLI/shell", cli_times, sh_times))
+        print(cpu_line([r[1] for r in cli_runs], [r[1] for r in sh_runs]))
 
         # 8 NICs + 50 routes on one container
         t0 = time.perf_counter()

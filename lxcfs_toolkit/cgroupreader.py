@@ -22,12 +22,14 @@ the FUSE layer turns into EIO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
 from syscontainer_tools import mountinfo
@@ -100,6 +102,9 @@ def parse_cpu_list(text: str) -> tuple[int, ...] | None:
     return tuple(sorted(cpus))
 
 
+_cpu_list = functools.lru_cache(maxsize=256)(parse_cpu_list)
+
+
 def _int(text: str | None) -> int | None:
     if text is None:
         return None
@@ -164,7 +169,7 @@ class Cgroup:
     path: str
     v2: bool
 
-    @property
+    @functools.cached_property
     def dir(self) -> str:
         return self.mount + self.path if self.path != "/" else self.mount
 
@@ -172,20 +177,25 @@ class Cgroup:
         return f"{self.dir}/{name}"
 
     def read(self, name: str) -> str | None:
-        return read_text(self.file(name))
+        return kernfile.held.read_text(self.file(name))
 
     def up(self) -> Iterator[Cgroup]:
         """This cgroup, then each ancestor up to and including the root."""
-        path = self.path
-        while True:
-            yield Cgroup(self.mount, path, self.v2)
-            if path == "/":
-                return
-            path = path.rsplit("/", 1)[0] or "/"
+        return iter(_chain(self.mount, self.path, self.v2))
 
     def check_exists(self) -> None:
         if not os.path.isdir(self.dir):
             raise CgroupGone(self.dir)
+
+
+@functools.lru_cache(maxsize=4096)
+def _chain(mount: str, path: str, v2: bool) -> tuple[Cgroup, ...]:
+    chain = []
+    while True:
+        chain.append(Cgroup(mount, path, v2))
+        if path == "/":
+            return tuple(chain)
+        path = path.rsplit("/", 1)[0] or "/"
 
 
 class CgroupReader:
@@ -275,7 +285,7 @@ class CgroupReader:
             names = ("cpuset.cpus.effective",) if cg.v2 else ("cpuset.effective_cpus", "cpuset.cpus")
             for name in names:
                 text = cg.read(name)
-                parsed = parse_cpu_list(text) if text is not None else None
+                parsed = _cpu_list(text) if text is not None else None
                 if parsed:
                     online = set(host_cpus)
                     allowed = tuple(c for c in parsed if c in online) or host_cpus
@@ -307,6 +317,8 @@ class CgroupReader:
                     continue
             else:
                 quota = _int(c.read("cpu.cfs_quota_us"))
+                if quota is None or quota <= 0:
+                    continue   # -1: no quota here (the period does not matter)
                 period = _int(c.read("cpu.cfs_period_us"))
             if quota is not None and period and quota > 0:
                 ratios.append(quota / period)
@@ -398,6 +410,11 @@ class CgroupReader:
                     cg.check_exists()
                 continue
             tids.extend(int(t) for t in text.split() if t.isdigit())
+            try:
+                if os.stat(d).st_nlink == 2:
+                    continue   # a directory's link count is 2 + its subdirectories
+            except OSError:
+                continue
             try:
                 with os.scandir(d) as it:
                     pending.extend(e.path for e in it if e.is_dir(follow_symlinks=False))

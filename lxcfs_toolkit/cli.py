@@ -44,6 +44,7 @@ app = Typer(
     name="lxcfs-toolkit",
     help="Serve lxcfs and put its /proc view into running containers, or take it out.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # click's plain help, as syscontainer-tools: no rich import
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -9,7 +9,12 @@ keeps the bytes with the open file; reads at offset > 0 slice that same
 snapshot, so a reader using small buffers sees one consistent file. A
 rendering is also kept for ``cache_ttl`` seconds (0.1) under the key
 (file, the text of the viewed process's /proc/PID/cgroup): two readers share
-it only when every one of their cgroups is the same.
+it only when every one of their cgroups is the same. The host's
+/proc/meminfo, the base of every container's meminfo, is shared the same
+way for ``cache_ttl``; /proc/stat is read for every rendering (a stale host
+line next to fresh cgroup usage could make idle time go backwards).
+cgroup files and each namespace init's /proc/PID/cgroup stay open between
+renderings (``kernfile.OpenFiles``).
 
 Everything that goes wrong while rendering is answered with EIO and logged;
 nothing a reader or a cgroup does can stop the daemon.
@@ -27,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
@@ -76,6 +82,7 @@ def tree(proc: str = "/proc") -> tuple[dict[str, tuple[str, ...]], dict[str, str
         files.update(PRESSURE_FILES)
     return dirs, files
 SIZE_FLOOR = 64 << 10
+MEMBERSHIPS_MAX = 4096  # parsed /proc/PID/cgroup texts kept (one per cgroup set)
 CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MHz" moves)
 
 
@@ -124,6 +131,10 @@ class LxcfsOperations:
         self._cache_lock = threading.Lock()
         self._next_sweep = 0.0
         self._cpuinfo: tuple[float, bytes] = (-1.0, b"")
+        self._memberships: dict[bytes, Membership] = {}
+        self._load_keys: dict[int, tuple[Membership, str]] = {}
+        self._host_cpu_list: tuple[bytes, tuple[int, ...]] = (b"", (0,))
+        self._recent: dict[str, tuple[float, bytes]] = {}
         now_ns = time.time_ns()
         self._dir_attr = {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2,
                           "st_atime": now_ns, "st_mtime": now_ns, "st_ctime": now_ns}
@@ -240,7 +251,10 @@ class LxcfsOperations:
         """The file ``kind`` as process ``pid`` should see it; FuseError(EIO...) on failure."""
         try:
             target, init = self.pidns.view_pid(pid)
-            cg_text = read_small(f"{self.proc}/{target}/cgroup".encode())
+            path = f"{self.proc}/{target}/cgroup"
+            # a namespace's init is looked at again and again: keep its file open
+            # (a dead process's file fails with ESRCH and is opened anew)
+            cg_text = read_small(path.encode()) if init is None else kernfile.held.read(path)
             if cg_text is None:
                 raise ReaderGone(target)
             key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)
@@ -248,7 +262,12 @@ class LxcfsOperations:
             hit = self._cache.get(key)
             if hit is not None and hit[0] > now:
                 return hit[1]
-            membership = pruned_membership(cg_text.decode("utf-8", "replace"))
+            membership = self._memberships.get(cg_text)
+            if membership is None:
+                membership = pruned_membership(cg_text.decode("utf-8", "replace"))
+                if len(self._memberships) >= MEMBERSHIPS_MAX:
+                    self._memberships.clear()
+                self._memberships[cg_text] = membership
             data = self._renderers[kind](membership, target, init, pid)
             self._remember(key, now, data)
             return data
@@ -273,25 +292,41 @@ class LxcfsOperations:
                     self._cache.pop(k, None)
 
     def _host(self, name: str) -> bytes:
-        data = read_bytes(f"{self.proc}/{name}")
+        data = kernfile.held.read(f"{self.proc}/{name}")
         if data is None:
             raise OSError(errno.EIO, f"cannot read {self.proc}/{name}")
         return data
 
+    def _host_recent(self, name: str) -> bytes:
+        """A host file as read at most ``cache_ttl`` ago, shared by every container's
+        rendering (the same age bound as a cached rendering): /proc/meminfo only,
+        whose values carry no counter that must grow between two reads."""
+        now = self.clock()
+        hit = self._recent.get(name)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        data = self._host(name)
+        self._recent[name] = (now + self.cache_ttl, data)
+        return data
+
     def _host_cpus(self) -> tuple[int, ...]:
-        text = read_bytes(self.cpu_online_path)
+        text = kernfile.held.read(self.cpu_online_path)
+        last_text, last = self._host_cpu_list
+        if text == last_text:
+            return last
         cpus = parse_cpu_list(text.decode()) if text else None
+        self._host_cpu_list = (text or b"", cpus or (0,))
         return cpus or (0,)
 
     def _cpuset(self, m: Membership) -> CpuSet | None:
         return self.reader.cpuset(m, self._host_cpus(), self.cfs_quota)
 
     def _meminfo(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
-        return render_meminfo(self.reader.memory(m), self._host("meminfo"))
+        return render_meminfo(self.reader.memory(m), self._host_recent("meminfo"))
 
     def _swaps(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         mem = self.reader.memory(m)
-        return render_swaps(mem, self._host("meminfo"), self._host("swaps"))
+        return render_swaps(mem, self._host_recent("meminfo"), self._host("swaps"))
 
     def _cpuinfo_view(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
         now = self.clock()
@@ -302,7 +337,7 @@ class LxcfsOperations:
         return render_cpuinfo(self._cpuset(m), host)
 
     def _cpu_online(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
-        host = read_bytes(self.cpu_online_path) or b"0\n"
+        host = kernfile.held.read(self.cpu_online_path) or b"0\n"
         return render_cpu_online(self._cpuset(m), host)
 
     def _stat(self, m: Membership, pid: int, init: int | None, reader: int) -> bytes:
@@ -337,5 +372,9 @@ class LxcfsOperations:
         tids = self.reader.tasks(m)
         if tids is None:
             return render_loadavg(None, self._host("loadavg"))
-        key = repr(sorted(m.v1.items())) + str(m.v2)
-        return render_loadavg(self.loads.sample(key, tids, self.proc, reader), b"")
+        known = self._load_keys.get(id(m))
+        if known is None or known[0] is not m:   # memberships are kept: ids are stable
+            if len(self._load_keys) >= MEMBERSHIPS_MAX:
+                self._load_keys.clear()
+            known = self._load_keys[id(m)] = (m, repr(sorted(m.v1.items())) + str(m.v2))
+        return render_loadavg(self.loads.sample(known[1], tids, self.proc, reader), b"")

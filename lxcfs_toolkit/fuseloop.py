@@ -30,12 +30,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import signal
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +85,7 @@ READ_IN = struct.Struct("<QQI")            # fh offset size (the rest is unused)
 STATFS_OUT = struct.Struct("<QQQQQIIII6I")
 DIRENT = struct.Struct("<QQII")
 FH = struct.Struct("<Q")
+OPEN_IN = struct.Struct("<I")              # flags (the rest is unused)
 
 _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: a reply write keeps the GIL (it never blocks)
 _write = _libc.write
@@ -167,8 +170,11 @@ class Session:
             self.initialized.set()
         self._stop = False
         self._threads: list[threading.Thread] = []
-        self._serial = 0
-        self._serial_lock = threading.Lock()
+        # handle serials start at the clock in microseconds: a successor's handles
+        # never equal those its predecessor handed out (fewer than one open per us)
+        self._serials = itertools.count(time.time_ns() // 1000)
+        self._kind_of = {ino: KIND_INDEX[tree.files[path]]
+                         for path, ino in NODES.items() if path in tree.files}
         self._snapshots: dict[int, bytes] = {}
         self._ino_path = {ino: path for path, ino in NODES.items()}
         self._entries = self._dir_entries()
@@ -216,6 +222,8 @@ class Session:
         buf = ctypes.create_string_buffer(BUFSIZE)
         view = memoryview(buf).cast("B")
         unpack = IN_HEADER.unpack_from
+        hsize = IN_HEADER.size
+        silent = frozenset((FORGET, BATCH_FORGET, INTERRUPT))
         handlers, reply_err = self._handlers, self._reply_error
         while not self._stop:
             n = _read(fd, buf, BUFSIZE)
@@ -229,14 +237,14 @@ class Session:
                 return
             req = view[:n]
             _len, opcode, unique, nodeid, _uid, _gid, pid, _x, _p = unpack(req)
-            if opcode in (FORGET, BATCH_FORGET, INTERRUPT):
+            if opcode in silent:
                 continue   # no answer: nothing to forget in a fixed tree
             handler = handlers.get(opcode)
             if handler is None:
                 reply_err(unique, errno.ENOSYS)
                 continue
             try:
-                handler(unique, nodeid, pid, req[IN_HEADER.size:])
+                handler(unique, nodeid, pid, req[hsize:])
             except OSError as err:
                 reply_err(unique, err.errno or errno.EIO)
             except Exception:
@@ -300,18 +308,15 @@ class Session:
         self._reply(unique, ATTR_OUT.pack(CACHE_SECONDS, 0, 0) + self._attr(nodeid))
 
     def _open(self, unique: int, nodeid: int, pid: int, body: memoryview) -> None:
-        path = self._ino_path.get(nodeid)
-        kind = self.tree.files.get(path) if path is not None else None
+        kind = self._kind_of.get(nodeid)
         if kind is None:
+            path = self._ino_path.get(nodeid)
             raise OSError(errno.EISDIR if path in self.tree.dirs else errno.ENOENT, "open")
-        flags = struct.unpack_from("<I", body)[0]
-        if flags & os.O_ACCMODE != os.O_RDONLY:
+        if OPEN_IN.unpack_from(body)[0] & os.O_ACCMODE != os.O_RDONLY:
             raise OSError(errno.EACCES, "read-only")
         if self.on_open is not None:
             self.on_open(pid)
-        with self._serial_lock:
-            self._serial += 1
-            fh = self._serial << 8 | KIND_INDEX[kind]
+        fh = next(self._serials) << 8 | kind   # next() of a count is atomic under the GIL
         self._reply(unique, OPEN_OUT.pack(fh, FOPEN_DIRECT_IO, 0))
 
     def _read(self, unique: int, nodeid: int, pid: int, body: memoryview) -> None:

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lxcfs-dir", metavar="DIR",
                         help="lxcfs directory (default $LXCFS_DIR or /var/lib/lxc/lxcfs)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
-    from syscontainer_tools.hooks import VersionAction
+    from syscontainer_tools.hookargs import VersionAction
 
     parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     return parser

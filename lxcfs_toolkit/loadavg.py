@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from lxcfs_toolkit.kernfile import read_bytes
+from lxcfs_toolkit.heldgil import read_small
 from lxcfs_toolkit.views.inputs import Load
 
 WINDOWS = (60.0, 300.0, 900.0)
@@ -37,7 +37,7 @@ def count_states(tids: Iterable[int], proc: str = "/proc",
         if tid == reader:
             last = max(last, tid)
             continue
-        data = read_bytes(f"{proc}/{tid}/stat")
+        data = read_small(f"{proc}/{tid}/stat".encode())
         if not data:
             continue
         end = data.rfind(b")")

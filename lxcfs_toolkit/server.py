@@ -40,7 +40,7 @@ from syscontainer_tools.errors import ToolError, render
 
 log = logging.getLogger(__name__)
 
-THREADS = 4
+THREADS = 8
 # reloaded by SIGUSR1, in this order (what a module imports is reloaded before it)
 RELOADABLE = (
     "lxcfs_toolkit.kernfile", "lxcfs_toolkit.views.inputs", "lxcfs_toolkit.views.meminfo",
@@ -153,12 +153,16 @@ def _new_ops(cfs_quota: bool) -> Any:
 
 def reload_views(old_ops: Any, cfs_quota: bool) -> Any:
     """Re-import the view code and build new operations (SIGUSR1)."""
+    kernfile = sys.modules.get("lxcfs_toolkit.kernfile")
+    old_files = getattr(kernfile, "held", None)
     for name in RELOADABLE:
         module = sys.modules.get(name)
         module = importlib.reload(module) if module is not None else importlib.import_module(name)
     ops = _new_ops(cfs_quota)
     with contextlib.suppress(AttributeError):
         ops.loads = old_ops.loads   # keep the load average's history
+    if old_files is not None and hasattr(old_files, "close"):
+        old_files.close()           # the new module keeps its own files open
     return ops
 
 
@@ -255,7 +259,7 @@ def serve(
     ``cfs_quota``: show only as many CPUs as the CFS quota allows (rounded
     up). ``single_cpu``: gather the daemon's threads on one CPU while many
     readers are concurrent (see ``lxcfs_toolkit.affinity``). ``threads``:
-    worker threads (True: 4, False: 1)."""
+    worker threads (True: 8, False: 1)."""
     from lxcfs_toolkit import fs, fuseloop, handover
 
     mountpoint = os.path.abspath(mountpoint)
@@ -263,6 +267,9 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         daemon.install()   # before mounting: no signal may kill it by accident
     conn, old = _connect(mountpoint)
+    from lxcfs_toolkit import kernfile
+
+    kernfile.raise_fd_limit()   # systemd's soft 1024 would leave few files to keep open
     ops = _new_ops(cfs_quota)
     governor = None
     if single_cpu:

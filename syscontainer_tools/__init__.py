@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:  # no typing import: a hook's start-up
     # ``__version__`` from the package metadata, read only when asked for:
     # importlib.metadata costs more than a hook's whole start-up
     if name != "__version__":

@@ -17,46 +17,36 @@ The runtime passes the OCI state (id, pid, bundle, status) on stdin.
   saved state stays for the next start.
 * poststart has nothing to do.
 
-Start-up is kept light: argparse, json and the state file only; the resource
-modules (and pyroute2/pyudev behind them) are imported only when the record
-has something of their kind.
+Start-up is kept light.  With nothing saved a prestart imports none of json,
+re, typing and argparse: the arguments are read by ``quick_args`` when plain,
+JSON by ``quickjson``, then one stat of the state file and one read of the
+OCI spec.  The resource modules (and pyroute2/pyudev behind them) are
+imported only when the record has something of their kind.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import re
 import sys
-from typing import Any
 
 from . import jsonobject
 from .errors import ToolError
+from .quickjson import loads as json_loads
 
-MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+TYPE_CHECKING = False  # not typing's: typing, like json and re, costs a hook's fast path
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+    from typing import Any
+
+MODULE_RE = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"
 MODULE_ALLOWLIST = "/etc/syscontainer-tools/kernel-modules.allow"
 
 
-class VersionAction(argparse.Action):
-    """``--version`` for the argparse programs (syscontainer-hooks, lxcfs-hook):
-    ``<prog> <version>``, exit 0.  The version is read from the package
-    metadata only when asked for: that read costs more than a hook's start."""
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        kwargs.setdefault("nargs", 0)
-        kwargs.setdefault("default", argparse.SUPPRESS)
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        from . import __version__
-
-        print(f"{parser.prog} {__version__}")
-        parser.exit(0)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    import argparse
+
+    from .hookargs import VersionAction
+
     p = argparse.ArgumentParser(
         prog="syscontainer-hooks",
         description="OCI hook of syscontainer-tools: reads the OCI state (id, pid, bundle) on "
@@ -74,6 +64,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class _Args:
+    """What ``parse_args`` returns, for the arguments ``quick_args`` reads."""
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.log: str | None = None
+        self.state_dir = os.environ.get("SYSCONTAINER_STATE_DIR", "/var/lib/syscontainer-tools")
+        self.debug = False
+
+
+_VALUED = {"--state": "state", "--log": "log", "--state-dir": "state_dir"}
+
+
+def quick_args(argv: list[str]) -> _Args | None:
+    """The arguments as ``parse_args`` reads them, without importing argparse
+    (which, with the shutil it imports for the help's width, costs as much
+    as the rest of a hook's start-up), when they are plain: each option
+    spelt out in full, a value that does not start with "-".  None for
+    anything else (--help, --version, abbreviations, errors): ``parse_args``
+    then has the last word."""
+    args = _Args()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if arg == "--debug":
+            args.debug = True
+        elif name in _VALUED and eq:
+            setattr(args, _VALUED[name], value)
+        elif arg in _VALUED and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            i += 1
+            setattr(args, _VALUED[arg], argv[i])
+        else:
+            return None
+        i += 1
+    return args if args.state in ("prestart", "poststart", "poststop") else None
+
+
 def read_oci_state(stream: Any) -> dict[str, Any]:
     """The OCI state a runtime hands a hook on stdin (both hooks read it here)."""
     raw = stream.read()
@@ -88,8 +116,10 @@ def read_oci_state(stream: Any) -> dict[str, Any]:
 
 def kernel_modules(env: dict[str, str]) -> list[str]:
     """Names from KERNEL_MODULES=a,b, validated; refused names are an error."""
+    import re
+
     names = [n.strip() for n in env.get("KERNEL_MODULES", "").split(",") if n.strip()]
-    bad = [n for n in names if not MODULE_RE.match(n)]
+    bad = [n for n in names if not re.match(MODULE_RE, n)]
     if bad:
         raise ToolError(f"KERNEL_MODULES: invalid module name(s) {', '.join(map(repr, bad))}")
     if names and os.path.exists(MODULE_ALLOWLIST):
@@ -154,18 +184,24 @@ def poststop(state: dict[str, Any], state_dir: str) -> tuple[list[str], list[str
     return api.restore(container, store)
 
 
+def _plain_id(cid: str) -> bool:
+    """``state._ID_RE`` ([A-Za-z0-9][A-Za-z0-9_.+-]{0,254}) without importing state."""
+    return (0 < len(cid) <= 255 and cid.isascii() and cid[0].isalnum()
+            and all(c.isalnum() or c in "_.+-" for c in cid))
+
+
 def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
     """Fast path: no record and no KERNEL_MODULES in the spec's env.
 
-    Reads only the OCI spec; no resource model is imported."""
-    from .resources.state import StateStore
-
-    if StateStore(state_dir).has_record(str(state["id"])):
+    Reads only the OCI spec; not even the state module is imported (an id
+    the store would refuse is left to the slow path, which says so)."""
+    cid = str(state["id"])
+    if not _plain_id(cid) or os.path.exists(os.path.join(state_dir, cid, "state.json")):
         return False
     config = os.path.join(str(state["bundle"]), "config.json")
     try:
         with open(config, "rb") as f:
-            spec = json.load(f)
+            spec = json_loads(f.read())
         env = spec["process"].get("env", []) or []
     except FileNotFoundError:
         raise ToolError(f"bundle {state['bundle']} has no config.json") from None
@@ -175,7 +211,9 @@ def nothing_saved(state: dict[str, Any], state_dir: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = quick_args(argv) or parse_args(argv)
     try:
         state = read_oci_state(sys.stdin)
         if args.state == "poststart" or (args.state == "prestart"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from .errors import ToolError
+from .quickjson import loads
+
+TYPE_CHECKING = False  # not typing's: the hook's fast path reads the OCI state here
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 
 def parse(text: str, *, not_json: str, not_object: str,
@@ -14,7 +16,7 @@ def parse(text: str, *, not_json: str, not_object: str,
     for text that is no JSON, ``<not_object>`` for JSON of another type (the
     words are the caller's, as its documentation shows them)."""
     try:
-        data = json.loads(text)
+        data = loads(text)  # json.loads, without importing json unless the text is bad
     except ValueError as err:
         raise error(f"{not_json}: {err}") from None
     if not isinstance(data, dict):

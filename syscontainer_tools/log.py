@@ -28,8 +28,6 @@ def setup(*, debug: bool = False, logfile: str | None = None, fmt: str = "text",
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    # pyroute2 logs every netlink message at debug: ours is what --debug is for
-    logging.getLogger("pyroute2").setLevel(logging.INFO if debug else logging.WARNING)
     formatter: logging.Formatter
     if fmt == "json":
         formatter = _JSONFormatter()

@@ -130,6 +130,52 @@ def bind_into(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None,
         os.close(tree)  # a tree that was not attached is dissolved here
 
 
+def bind_all_into(pidfd: int, pid: int, binds: list[Bind], *, rootfs: str | None = None,
+                  owner: tuple[int, int] | None = None) -> list[bool | OSError]:
+    """``bind_into`` for each of ``binds`` in one helper process (one fork
+    and one entry into the namespace for all of them, as a prestart
+    re-applies them).  One result per bind tried, in order: True (attached),
+    False (already there), or the OSError that stopped it, the last result
+    then; the binds after a failure are not tried."""
+    trees: list[int] = []
+    items = []
+    opened: OSError | None = None
+    try:
+        for bind in binds:
+            try:
+                tree, pending = open_source(bind)
+            except OSError as err:
+                opened = err
+                break
+            trees.append(tree)
+            st = os.fstat(tree)
+            items.append((tree, bind, stat.S_ISDIR(st.st_mode), _ident(st), pending))
+        results: list[bool | OSError] = []
+        if items:
+            with host_proc() as proc:
+                results = ns.run_in(pidfd, pid, _attach_all, proc, items, owner,
+                                    rootfs=rootfs, fsids=owner)
+        if opened is not None and len(results) == len(items) and not any(
+                isinstance(r, OSError) for r in results):
+            results.append(opened)
+        return results
+    finally:
+        for tree in trees:
+            os.close(tree)  # a tree that was not attached is dissolved here
+
+
+def _attach_all(proc: int, items: list[tuple[int, Bind, bool, Ident, bool]],
+                owner: tuple[int, int] | None) -> list[bool | OSError]:
+    results: list[bool | OSError] = []
+    for tree, bind, is_dir, source, pending in items:
+        try:
+            results.append(_attach(tree, proc, bind, is_dir, owner, source, pending))
+        except OSError as err:
+            results.append(err)
+            break
+    return results
+
+
 def unbind_from(pidfd: int, pid: int, bind: Bind, *, rootfs: str | None = None) -> bool:
     """Unmount the bind of ``bind.source`` at ``bind.target`` in the process's
     mount namespace.  Return False when nothing is mounted there (already

@@ -1,9 +1,10 @@
 """The one place that opens netlink handles: on the host, and in a container.
 
-The tool's process never joins another network namespace.  A handle inside a
-container comes from pyroute2's ``IPRoute(netns=FD)``: pyroute2 forks a child
-that calls setns, opens the netlink socket there and hands the socket back;
-a netlink socket stays bound to the namespace it was created in.
+The handles are rtnl.py's own small rtnetlink client (pyroute2's import
+alone cost a NIC command more than its work).  The tool's own thread never
+joins another network namespace: a handle inside a container is a netlink
+socket a short-lived thread opened after setns; a netlink socket stays bound
+to the namespace it was created in.
 
 The namespace file descriptor is opened from ``/proc/PID/ns/net`` and checked
 against the container init's pidfd afterwards, so a pid that died and was
@@ -20,12 +21,10 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import shutil
 import signal
 import string
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +32,8 @@ from . import syscalls
 from .errors import NotFound, ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
-
     from .container import Container
+    from .rtnl import Handle as IPRoute
 
 log = logging.getLogger(__name__)
 
@@ -62,60 +60,20 @@ def ifname_problem(name: str) -> str | None:
 
 
 def random_name(prefix: str, length: int = 10) -> str:
-    return prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(length))
+    """``prefix`` + ``length`` random characters of [a-z0-9].
 
-
-# --- importing pyroute2 ----------------------------------------------------
-
-def _light_pyroute2() -> None:
-    """Let ``pyroute2.*`` submodules import without the package's ``__init__``.
-
-    ``import pyroute2`` (or of any of its submodules) runs the package's
-    ``__init__``, which imports every pyroute2 API -- conntrack, IPDB, NDB,
-    nftables, wireguard, ... -- about half of a hook's run time with two
-    NICs.  The tools need ``pyroute2.iproute.linux`` and
-    ``pyroute2.netlink.exceptions`` only.  So the package is registered as a
-    plain namespace (its ``__path__``) first; whoever then asks it for a name
-    the package itself defines (``from pyroute2 import IPRoute``, as the tests
-    do) gets the real ``__init__`` run at that moment (PEP 562)."""
-    if "pyroute2" in sys.modules:
-        return
-    import importlib
-    import importlib.util
-    import types
-
-    spec = importlib.util.find_spec("pyroute2")
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-        return  # the ordinary import then says what is wrong
-    pkg = types.ModuleType("pyroute2")
-    pkg.__spec__ = spec
-    pkg.__loader__ = spec.loader
-    pkg.__file__ = spec.origin
-    pkg.__package__ = "pyroute2"
-    pkg.__path__ = list(spec.submodule_search_locations)
-    loader = spec.loader
-
-    def full(name: str) -> Any:
-        if name.startswith("__") and name != "__version__":
-            raise AttributeError(name)
-        if importlib.util.find_spec(f"pyroute2.{name}") is not None:
-            # a submodule (``from pyroute2 import config``, as pyroute2 does)
-            return importlib.import_module(f"pyroute2.{name}")
-        if pkg.__dict__.pop("__getattr__", None) is not None:
-            loader.exec_module(pkg)
-        try:
-            return pkg.__dict__[name]
-        except KeyError:
-            raise AttributeError(f"module 'pyroute2' has no attribute {name!r}") from None
-
-    pkg.__getattr__ = full  # type: ignore[method-assign]
-    sys.modules["pyroute2"] = pkg
+    From os.urandom, not the secrets module: that imports hashlib, whose
+    OpenSSL library costs a command several milliseconds to load.  Bytes of
+    252 and above are dropped, so each character is equally likely."""
+    out: list[str] = []
+    while len(out) < length:
+        out += [_NAME_CHARS[b % 36] for b in os.urandom(length) if b < 252]
+    return prefix + "".join(out[:length])
 
 
 def error_type() -> Any:
-    """pyroute2's ``NetlinkError`` (imported on first use)."""
-    _light_pyroute2()
-    from pyroute2.netlink.exceptions import NetlinkError
+    """The exception type a refused netlink request raises (``.code``: errno)."""
+    from .rtnl import NetlinkError
 
     return NetlinkError
 
@@ -137,20 +95,16 @@ def failing(what: str) -> Iterator[None]:
 
 def host() -> IPRoute:
     """A netlink handle in the tool's own (the host's) network namespace."""
-    _light_pyroute2()
-    from pyroute2.iproute.linux import IPRoute
+    from .rtnl import Handle
 
-    return IPRoute()
+    return Handle.open()
 
 
 def in_netns(nsfd: int) -> IPRoute:
-    """A netlink handle inside the network namespace ``nsfd`` refers to.
+    """A netlink handle inside the network namespace ``nsfd`` refers to."""
+    from .rtnl import Handle
 
-    ``flags=0``: pyroute2 would otherwise create a namespace that is missing."""
-    _light_pyroute2()
-    from pyroute2.iproute.linux import IPRoute
-
-    return IPRoute(netns=nsfd, flags=0)
+    return Handle.in_netns(nsfd)
 
 
 def same_netns(fd: int) -> bool:

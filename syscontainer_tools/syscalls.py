@@ -8,11 +8,13 @@ and aarch64 for everything from 424 on).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter's own symbols include libc's.  Not ctypes.util.find_library:
+# it runs ``ldconfig -p`` (and gcc, when that finds nothing) -- a subprocess
+# costing more than the rest of a command's start-up.
+_libc = ctypes.CDLL(None, use_errno=True)
+_MACHINE = os.uname().machine
 
 # --- namespaces -----------------------------------------------------------
 CLONE_NEWNS = 0x00020000
@@ -62,8 +64,8 @@ STATX_MNT_ID = 0x1000
 STATX_ATTR_MOUNT_ROOT = 0x2000
 
 _NR = {"open_tree": 428, "move_mount": 429, "openat2": 437, "mount_setattr": 442}
-if platform.machine() not in ("x86_64", "aarch64", "riscv64", "loongarch64"):  # pragma: no cover
-    raise ImportError(f"syscall numbers unknown for {platform.machine()}")
+if _MACHINE not in ("x86_64", "aarch64", "riscv64", "loongarch64"):  # pragma: no cover
+    raise ImportError(f"syscall numbers unknown for {_MACHINE}")
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
@@ -226,7 +228,7 @@ def bpf(cmd: int, attr: bytearray, what: object = "bpf") -> int:
     """bpf(cmd, attr, len(attr)); ``attr`` is the union bpf_attr as bytes and
     is updated in place (queries write their answers into it)."""
     buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    ret = _libc.syscall(_NR_BPF[platform.machine()], ctypes.c_int(cmd), buf,
+    ret = _libc.syscall(_NR_BPF[_MACHINE], ctypes.c_int(cmd), buf,
                         ctypes.c_uint(len(attr)))
     if ret < 0:
         raise _fail(what)

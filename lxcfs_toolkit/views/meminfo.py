@@ -39,55 +39,80 @@ def _line(key: str, kb: int) -> str:
     return f"{key + ':':<15} {kb:>8} kB\n"
 
 
+# the lines lxcfs computes from the cgroup, in render_meminfo's order
+COMPUTED = (
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active",
+    "Inactive", "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)",
+    "Unevictable", "SwapTotal", "SwapFree", "Dirty", "Writeback", "AnonPages", "Mapped",
+    "Shmem", "Slab", "SReclaimable", "SUnreclaim", "AnonHugePages", "ShmemHugePages",
+    "ShmemPmdMapped",
+)
+
+
+class _HostLayout:
+    """One host meminfo text, parsed once: its values, and a %-template of the
+    output in which the computed lines are placeholders (``_line``'s format)."""
+
+    __slots__ = ("host", "values", "template", "order")
+
+    def __init__(self, host: bytes) -> None:
+        self.host = host
+        self.values = parse_meminfo(host)
+        slot = {key: i for i, key in enumerate(COMPUTED)}
+        parts: list[str] = []
+        order: list[int] = []
+        for line in host.decode("ascii", "replace").splitlines(keepends=True):
+            key = line.partition(":")[0]
+            i = slot.get(key)
+            if i is None:
+                parts.append(line.replace("%", "%%"))
+            else:
+                parts.append(f"{key + ':':<15} %8d kB\n")   # _line's format
+                order.append(i)
+        self.template = "".join(parts)
+        self.order = tuple(order)
+
+
+_last_layout = _HostLayout(b"")
+
+
+def _layout(host: bytes) -> _HostLayout:
+    """The parsed host text; the last one is kept (the daemon shares one host
+    text between renderings for a while)."""
+    global _last_layout
+    layout = _last_layout
+    if layout.host is not host and layout.host != host:
+        layout = _last_layout = _HostLayout(host)
+    return layout
+
+
 def render_meminfo(mem: Memory | None, host: bytes) -> bytes:
     if mem is None:
         return host
-    hv = parse_meminfo(host)
+    layout = _layout(host)
+    hv = layout.values
     host_total = hv.get("MemTotal", 0)
     total = host_total if mem.limit is None else min(mem.limit // 1024, host_total)
     used = min(mem.usage // 1024, total)
     free = min(total - used, hv.get("MemFree", total))
+    st = {name: value // 1024 if value > 0 else 0 for name, value in mem.stat.items()}
+    kb = st.get
 
-    def kb(name: str) -> int:
-        return max(0, mem.stat.get(name, 0)) // 1024
-
-    cached = kb("file")
-    anon = kb("anon") if "anon" in mem.stat else max(0, kb("active_anon") + kb("inactive_anon") - kb("shmem"))
+    cached = kb("file", 0)
+    anon = kb("anon", 0) if "anon" in st else max(
+        0, kb("active_anon", 0) + kb("inactive_anon", 0) - kb("shmem", 0))
     # MemAvailable >= MemFree, as in the kernel; capped by the host's
     available = max(free, min(total, free + cached, hv.get("MemAvailable", total)))
     swap_total, swap_used = swap_kb(mem, hv.get("SwapTotal", 0))
-
-    values = {
-        "MemTotal": total,
-        "MemFree": free,
-        "MemAvailable": available,
-        "Buffers": 0,
-        "Cached": cached,
-        "SwapCached": kb("swapcached"),
-        "Active": kb("active_anon") + kb("active_file"),
-        "Inactive": kb("inactive_anon") + kb("inactive_file"),
-        "Active(anon)": kb("active_anon"),
-        "Inactive(anon)": kb("inactive_anon"),
-        "Active(file)": kb("active_file"),
-        "Inactive(file)": kb("inactive_file"),
-        "Unevictable": kb("unevictable"),
-        "SwapTotal": swap_total,
-        "SwapFree": swap_total - swap_used,
-        "Dirty": kb("file_dirty"),
-        "Writeback": kb("file_writeback"),
-        "AnonPages": anon,
-        "Mapped": kb("file_mapped"),
-        "Shmem": kb("shmem"),
-        "Slab": kb("slab"),
-        "SReclaimable": kb("slab_reclaimable"),
-        "SUnreclaim": kb("slab_unreclaimable"),
-        "AnonHugePages": kb("anon_thp"),
-        "ShmemHugePages": kb("shmem_thp"),
-        "ShmemPmdMapped": 0,
-    }
-    out = []
-    for line in host.decode("ascii", "replace").splitlines(keepends=True):
-        key = line.partition(":")[0]
-        value = values.get(key)
-        out.append(line if value is None else _line(key, value))
-    return "".join(out).encode()
+    active_anon, inactive_anon = kb("active_anon", 0), kb("inactive_anon", 0)
+    active_file, inactive_file = kb("active_file", 0), kb("inactive_file", 0)
+    values = (  # COMPUTED's order
+        total, free, available, 0, cached, kb("swapcached", 0),
+        active_anon + active_file, inactive_anon + inactive_file,
+        active_anon, inactive_anon, active_file, inactive_file,
+        kb("unevictable", 0), swap_total, swap_total - swap_used,
+        kb("file_dirty", 0), kb("file_writeback", 0), anon, kb("file_mapped", 0),
+        kb("shmem", 0), kb("slab", 0), kb("slab_reclaimable", 0), kb("slab_unreclaimable", 0),
+        kb("anon_thp", 0), kb("shmem_thp", 0), 0,
+    )
+    return (layout.template % tuple([values[i] for i in layout.order])).encode()

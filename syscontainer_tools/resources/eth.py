@@ -26,8 +26,7 @@ from ..errors import Conflict, NotFound, SpecError, ToolError
 from .nicspec import HostState, Nic, NicType
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
-
+    from ..rtnl import Handle as IPRoute
     from .state import StateStore
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,8 @@ from .nicspec import (
 from .routespec import RouteSpec, removed_line
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
-
     from ..container import Container
+    from ..rtnl import Handle as IPRoute
     from .state import Record, StateStore
 
 log = logging.getLogger(__name__)

@@ -171,14 +171,16 @@ def reapply(container: Container, pidfd: int, record: Record) -> list[str]:
     Raises ToolError on the first path that cannot be mounted."""
     lines = []
     owner = container.host_ids()
-    for spec in record.paths:
+    specs = list(record.paths)
+    for spec in specs:
         ensure_host_path(spec.host_path, owner)
-        try:
-            done = mounts.bind_into(pidfd, container.pid, spec.bind, rootfs=container.rootfs,
-                                    owner=owner)
-        except OSError as err:
+    # one helper process for all of them
+    results = mounts.bind_all_into(pidfd, container.pid, [s.bind for s in specs],
+                                   rootfs=container.rootfs, owner=owner)
+    for spec, done in zip(specs, results):
+        if isinstance(done, OSError):
             raise ToolError(f"cannot mount {spec.host_path} at {spec.container_path}: "
-                            f"{err.strerror}", action="add path") from None
+                            f"{done.strerror}", action="add path")
         lines.append(f"Add path ({spec.host_path}) to container({container.id},"
                      f"{spec.container_path}) done." if done else
                      f"Path ({spec.host_path}) already in container({container.id},"

@@ -187,7 +187,18 @@ class BlkioCgroup:
         try:
             cgroup.write(self.directory, name, f"{dev} {value if value else 'default'}")
         except ToolError as err:
-            raise _weight_error(path, err) from None
+            if name == "io.bfq.weight":
+                raise _weight_error(path, err) from None
+            # io.weight takes a device's weight only where blk-iocost is
+            # enabled for that disk (EOPNOTSUPP otherwise)
+            block = os.path.basename(os.path.realpath(path))
+            root = cgroup.host_mounts().v2 or "/sys/fs/cgroup"
+            raise ToolError(
+                f"cannot set the blkio weight of {path} ({err.message}); on cgroup v2 device "
+                f"weights need the BFQ I/O scheduler on the disk ({path} uses "
+                f"{scheduler(path) or 'unknown'}) or blk-iocost enabled for it (io.cost.qos)",
+                hint=f"echo bfq > /sys/block/{block}/queue/scheduler, or "
+                     f"echo '{dev} enable=1' > {root}/io.cost.qos") from None
 
 
 def _weight_error(path: str, err: ToolError) -> ToolError:

@@ -25,9 +25,8 @@ from .filters import parse_filter
 from .routespec import COLUMNS, KEYS, RouteSpec, added_line, parse_routes, removed_line, rows
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
-
     from ..container import Container
+    from ..rtnl import Handle as IPRoute
     from .state import Record
 
 log = logging.getLogger(__name__)

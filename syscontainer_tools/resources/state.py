@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is
 SCHEMA_VERSION = 2
 DEFAULT_STATE_DIR = "/var/lib/syscontainer-tools"
 SECTIONS = ("devices", "qos", "paths", "nics", "routes")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}\Z")  # \Z: "$" also takes "id\n"
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -98,24 +98,39 @@ class Record:
             items = data.get(name, [])
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise ToolError(f"saved state {where}: section {name!r} is not a list of objects")
-        from .devspec import Device
-        from .nicspec import Nic
-        from .pathspec import PathSpec
-        from .qos import QosSpec
-        from .routespec import RouteSpec
-
         while version < SCHEMA_VERSION:
             data = MIGRATIONS[version](dict(data))
             version += 1
+        # a section's model module is imported only when the section has
+        # entries: a command on devices need not load the NIC and route models
+        record = cls(str(data.get("id", "")))
         try:
-            return cls(str(data.get("id", "")),
-                       [Device.from_record(i) for i in data.get("devices", [])],
-                       [QosSpec.from_record(i) for i in data.get("qos", [])],
-                       [PathSpec.from_record(i) for i in data.get("paths", [])],
-                       [Nic.from_record(i) for i in data.get("nics", [])],
-                       [RouteSpec.from_record(i) for i in data.get("routes", [])])
+            for name in SECTIONS:
+                items = data.get(name)
+                if items:
+                    model = _model(name)
+                    setattr(record, name, [model.from_record(i) for i in items])
         except ToolError as err:
             raise ToolError(f"saved state {where}: {err.message}") from None
+        return record
+
+
+def _model(section: str) -> Any:
+    """The model class of one of the record's SECTIONS."""
+    if section == "devices":
+        from .devspec import Device
+        return Device
+    if section == "qos":
+        from .qos import QosSpec
+        return QosSpec
+    if section == "paths":
+        from .pathspec import PathSpec
+        return PathSpec
+    if section == "nics":
+        from .nicspec import Nic
+        return Nic
+    from .routespec import RouteSpec
+    return RouteSpec
 
 
 class StateStore:

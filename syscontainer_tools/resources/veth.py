@@ -18,7 +18,7 @@ from ..errors import Conflict, NotFound
 from .nicspec import Nic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyroute2 import IPRoute
+    from ..rtnl import Handle as IPRoute
 
 
 def bridge_kind(host: IPRoute, name: str) -> tuple[str, int | None]:

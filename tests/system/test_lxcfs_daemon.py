@@ -322,6 +322,26 @@ def test_reader_whose_cgroup_is_removed_gets_a_sane_answer(py_lxcfs: str, limite
     assert parse_meminfo(Path(py_lxcfs, "proc/meminfo").read_bytes())["MemTotal"] > 0
 
 
+def test_cgroup_recreated_under_the_same_path_is_read_anew(py_lxcfs: str, limited: Cgroups) -> None:
+    """The daemon keeps cgroup files (and a namespace init's /proc/PID/cgroup) open and
+    re-reads them with pread: a removed cgroup's file must not answer for its successor."""
+    wrap = ["unshare", "--pid", "--fork", "--kill-child"]   # the reader is its namespace's init
+    path = f"{py_lxcfs}/proc/meminfo"
+    for limit_mib in (256, 96, 160):
+        if limit_mib != 256:
+            d = limited.dirs["memory"]
+            for _ in range(50):   # the previous reader may still be leaving the cgroup
+                if not (d / "cgroup.procs").read_text().split():
+                    break
+                time.sleep(0.1)
+            d.rmdir()
+            d.mkdir()
+            (d / "memory.limit_in_bytes").write_text(str(limit_mib << 20))
+            time.sleep(0.15)   # past the 100 ms cache
+        got = read_as(limited, [path], wrap=wrap)
+        assert parse_meminfo(got[path].encode())["MemTotal"] == limit_mib * 1024, limit_mib
+
+
 def test_loadavg_counts_the_cgroups_own_tasks(py_lxcfs: str, limited: Cgroups) -> None:
     spin = subprocess.Popen(limited.enter_cmd([sys.executable, "-c", "while True: pass"]))
     try:

@@ -7,6 +7,7 @@ Recent typer vendors click, so parameters are told apart by their
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -60,3 +61,32 @@ def test_lxcfs_selection_is_argument_all_and_container_id():
         assert ps["target"].metavar == "all|CONTAINER", name
         assert ps["all_"].opts == ["-a", "--all"], name
         assert ps["container_id"].opts == ["-c", "--container-id"], name
+
+
+def test_command_modules_lists_what_the_modules_register(sct):
+    # main() imports only the module COMMAND_MODULES names for the command:
+    # a command missing there would be "No such command"
+    listed = [name for names in sct_cli.COMMAND_MODULES.values() for name in names]
+    assert listed == list(sct)
+
+
+@pytest.mark.parametrize(("argv", "module"), [
+    (["add-device", "c", "/dev/x"], "devices"),
+    (["--engine", "runc", "--runtime-root", "/r", "remove-nic", "c"], "network"),
+    (["--debug", "--log", "list-path", "--log-format", "json", "list-route", "c"], "network"),
+    (["--state-dir=/s", "relabel", "c"], "selinux"),
+    (["install-hooks"], "install"),
+    (["--help"], None),
+    ([], None),
+    (["no-such-command"], None),
+    (["--engine"], None),
+])
+def test_command_module_from_the_command_line(argv, module, monkeypatch):
+    for key in [k for k in os.environ if k.endswith("_COMPLETE")]:
+        monkeypatch.delenv(key)
+    assert sct_cli._command_module(argv) == module
+
+
+def test_shell_completion_needs_every_command(monkeypatch):
+    monkeypatch.setenv("_SYSCONTAINER_TOOLS_COMPLETE", "complete_bash")
+    assert sct_cli._command_module(["add-device"]) is None

@@ -1,4 +1,4 @@
-"""Physical NIC steps against a recording stand-in for pyroute2's IPRoute:
+"""Physical NIC steps against a recording stand-in for the netlink handle (rtnl.Handle, pyroute2-like):
 no link is ever renamed while it may be up (issue 10: kernels before live
 renaming, 6.1 say, refuse that with EBUSY), and a corrupt record of another
 container is never silently passed over."""
@@ -41,7 +41,7 @@ class FakeLinks:
         return []
 
     def link(self, cmd: str, index: int, **attrs: object) -> None:
-        from pyroute2.netlink.exceptions import NetlinkError
+        from syscontainer_tools.rtnl import NetlinkError
 
         self.requests.append(dict(attrs, index=index))
         link = self.links[index]
@@ -130,7 +130,7 @@ def test_plug_rollback_renames_down(monkeypatch):
 
     def back(cmd: str, index: int, **attrs: object) -> None:
         if attrs.get("mtu"):
-            from pyroute2.netlink.exceptions import NetlinkError
+            from syscontainer_tools.rtnl import NetlinkError
             raise NetlinkError(22, "Invalid argument")
         FakeLinks.link(ns, cmd, index, **attrs)
         if "net_ns_fd" in attrs:

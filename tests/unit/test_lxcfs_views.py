@@ -235,3 +235,13 @@ def test_partitions_filtered_like_diskstats() -> None:
     io = {(8, 1): DiskCounters(reads=1)}
     assert render_partitions(io, host) == b"major minor  #blocks  name\n\n   8        1   500 sda1\n"
     assert render_partitions(None, host) is host
+
+
+def test_meminfo_other_lines_pass_through_verbatim_whatever_the_host_text() -> None:
+    odd = b"MemTotal: 100 kB\nWeird%Line:   5 %s kB\nnocolon\nMemFree:  80 kB\nBuffers: 7 kB\n"
+    m = mem(limit=40 * 1024, usage=10 * 1024, stat={})
+    expected = (b"MemTotal:             40 kB\nWeird%Line:   5 %s kB\nnocolon\n"
+                b"MemFree:              30 kB\nBuffers:               0 kB\n")
+    for _ in range(2):   # alternating host texts: each is rendered from its own lines
+        assert render_meminfo(m, odd) == expected
+        assert render_meminfo(m, HOST_MEMINFO).startswith(b"MemTotal:             40 kB\n")

@@ -58,5 +58,8 @@ def record(state_dir: str, cid: str) -> dict[str, Any]:
 
 
 def sh(cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=check,
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=False,
                           stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd!r} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
