@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # SYSCONTAINER_VM_LANE: smoke (default: a run in a Debian 12 guest on pure
 # cgroup v2), distros (smoke, then the Debian 11 and 13 guests' subset:
 # scripts/vm-lanes.sh --distros), full (every VM lane: scripts/vm-lanes.sh),
-# 0 (none)
+# 0 (none). SYSCONTAINER_VM_SYSTEMD=1 adds a guest booted with systemd as
+# init running tests/vm/systemd (not yet green: not in CI by default)
 vm=${SYSCONTAINER_VM_LANE:-smoke}
 if [ "$vm" != 0 ]; then bash scripts/setup.sh --test --vm; else bash scripts/setup.sh --test; fi
 echo "== $(.venv/bin/python -V) ($(readlink -f .venv/bin/python))"
@@ -47,6 +48,17 @@ case "$vm" in
         # roots, each on the hybrid layout and on pure v2 (not yet green: not in CI)
         if [ "$vm" = distros ]; then
             bash scripts/vm-lanes.sh --distros || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+        fi
+        # systemd as PID 1 (one boot, every systemd test: the systemd cgroup
+        # driver, podman's defaults, the lxcfs unit, udevd; docs/support.md)
+        # (opt-in with SYSCONTAINER_VM_SYSTEMD=1 until it is green)
+        if [ "${SYSCONTAINER_VM_SYSTEMD:-0}" != 0 ]; then
+            echo "== VM lane (systemd): Debian 12 stock kernel, systemd 252 as init, pure cgroup v2"
+            t0=$(date +%s)
+            scripts/vm-lane.sh --init systemd --timeout 1800 --name debian12-systemd -- \
+                tests/vm/systemd -v -rfE --durations=20 ||
+                { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+            echo "== VM lane (systemd) took $(( $(date +%s) - t0 ))s"
         fi ;;
 esac
 exit "$rc"

@@ -128,9 +128,12 @@ args+=(--append "modprobe.blacklist=$skip_mods")
 if [ "$init" = systemd ]; then
     # The host's /.dockerenv shows through the 9p root: without container= (empty)
     # systemd believes it runs in a container and starts no udevd.  The qemu
-    # wrapper gives the guest's systemd the getty virtme-ng runs the test
-    # command on, and masks host units (see tests/vm/qemu-systemd.sh).
-    args+=(--systemd --append container= --qemu "$REPO/tests/vm/qemu-systemd.sh")
+    # wrapper makes the root writable before systemd starts and gives the
+    # guest's systemd a lean default target, sctvm.target, whose service runs
+    # the test command and powers off; it masks host units (see
+    # tests/vm/qemu-systemd.sh).
+    args+=(--systemd --append "container= systemd.unit=sctvm.target"
+          --qemu "$REPO/tests/vm/qemu-systemd.sh")
     export SCTVM_QEMU="$QEMU" SCTVM_MASKS="$SYSTEMD_MASKS"
 fi
 # the guest's console (boot messages) on stderr

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The VM lanes, one after the other:
-#   1. Debian 12's stock kernel on pure cgroup v2 (the host's root): tests/vm
+# Every VM lane, one after the other (SYSCONTAINER_VM_LANE=full scripts/test.sh
+# runs this after the native lane):
+#   1. Debian 12's stock kernel on pure cgroup v2 (the host's root): tests/vm,
+#      and booted with systemd as init: tests/vm/systemd
 #   2. Debian 11 bullseye (Python 3.9, kernel 5.10) and
 #   3. Debian 13 trixie (Python 3.13, kernel 6.12), roots made by
 #      tests/vm/mkroot.sh under .vm/roots, each with its own kernel and python3,
@@ -10,7 +12,7 @@
 #   scripts/vm-lanes.sh             every lane, the distribution guests with
 #                                   the CI subset (SUBSET below)
 #   scripts/vm-lanes.sh --distros   only the distribution lanes, CI subset
-#                                   (what scripts/test.sh runs by default)
+#                                   (SYSCONTAINER_VM_LANE=distros scripts/test.sh)
 #   scripts/vm-lanes.sh --full      every lane, the whole suite in the
 #                                   distribution guests (hours under emulation)
 # Exit status: the first failing lane's; every lane runs, and each prints the
@@ -76,6 +78,8 @@ trap 'kill "$mk_pid" 2>/dev/null' EXIT
 if [ "$distros_only" = 0 ]; then
     echo "== VM lane: Debian 12 stock kernel, pure cgroup v2"
     lane --name debian12-v2 -- tests/vm -q -rfE
+    echo "== VM lane: Debian 12 stock kernel, systemd 252 as init, pure cgroup v2"
+    lane --name debian12-systemd --init systemd -- tests/vm/systemd -q -rfE
 fi
 
 for suite in "${SUITES[@]}"; do

@@ -95,6 +95,33 @@ def device_path(rule: DevRule) -> str:
     return f"/dev/{'block' if rule.kind == 'b' else 'char'}/{rule.major}:{rule.minor}"
 
 
+def parse_device_policy(text: str) -> bool:
+    """From ``systemctl show -p DevicePolicy -p DeviceAllow``: whether systemd
+    restricts the unit's devices (cgroup_context_has_device_policy()), i.e.
+    attaches a device program of its own to it."""
+    policy, allow = "auto", False
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "DevicePolicy":
+            policy = value.strip() or "auto"
+        elif key == "DeviceAllow" and value.strip():
+            allow = True
+    return policy != "auto" or allow
+
+
+def has_device_policy(unit: Unit) -> bool:
+    """Whether systemd keeps a device program for the unit.  runc
+    ``--systemd-cgroup`` gives its scope the container's device list
+    (``DevicePolicy=strict``, ``DeviceAllow=``); crun (also under podman)
+    gives none, and its own program is the only one.  Only a unit with a
+    policy is told about devices: the first ``DeviceAllow=`` entry on a unit
+    without one would make systemd deny every device but that one and the
+    pseudo devices."""
+    proc = command.run(["systemctl", "show", "--property=DevicePolicy",
+                        "--property=DeviceAllow", unit.name])
+    return parse_device_policy(proc.stdout)
+
+
 def device_allow(unit: Unit) -> dict[str, str]:
     """The unit's ``DeviceAllow=`` list: path -> permissions, in its order."""
     proc = command.run(["systemctl", "show", "--property=DeviceAllow", unit.name])
@@ -165,6 +192,8 @@ def allow_devices(unit: Unit, saved: Sequence[Device],
     set_device_allow and, per device path, the unit's own grant before the
     tool (the base each new device keeps as ``unit_base``, so that removing
     it gives back exactly that)."""
+    if not has_device_policy(unit):
+        return {}, {device_path(d.rule()): "" for d in new}
     current = device_allow(unit)
     bases: dict[str, str] = {}
     for d in saved:
@@ -181,6 +210,8 @@ def revoke_devices(unit: Unit, remaining: Sequence[Device],
                    chosen: Sequence[Device]) -> dict[str, str]:
     """Take ``chosen`` devices out of ``DeviceAllow=`` except what the unit
     granted before or ``remaining`` devices still grant; returns the undo."""
+    if not has_device_policy(unit):
+        return {}
     bases: dict[str, str] = {}
     for d in [*chosen, *remaining]:
         bases.setdefault(device_path(d.rule()), d.unit_base)

@@ -29,3 +29,14 @@ def test_grants_add_rules_to_the_units_own_base() -> None:
     assert systemd_unit.grants(rules, bases) == {"/dev/block/7:3": "rm", "/dev/block/7:4": "rw"}
     # nothing left for a device: back to exactly the base ("" drops the entry)
     assert systemd_unit.grants([], bases) == bases
+
+
+def test_device_policy_as_systemd_decides_it():
+    # runc --systemd-cgroup: strict, with the container's list
+    assert systemd_unit.parse_device_policy(
+        "DevicePolicy=strict\nDeviceAllow=char-pts rwm\nDeviceAllow=/dev/null rwm\n")
+    assert systemd_unit.parse_device_policy("DevicePolicy=closed\nDeviceAllow=\n")
+    assert systemd_unit.parse_device_policy("DevicePolicy=auto\nDeviceAllow=/dev/block/7:3 rw\n")
+    # crun (and podman with crun): no policy, no program of systemd's
+    assert not systemd_unit.parse_device_policy("DevicePolicy=auto\nDeviceAllow=\n")
+    assert not systemd_unit.parse_device_policy("DevicePolicy=auto\n")

@@ -72,7 +72,7 @@ say "kernel $(uname -r), python $("$py" -c 'import sys; print(sys.version.split(
 if [ -d /run/systemd/system ]; then
     export SYSCONTAINER_VM_INIT=systemd
     say "systemd $(systemctl --version | head -1 | cut -d' ' -f2): $(systemctl is-system-running 2>&1), virt $(systemd-detect-virt 2>&1), failed units: $(systemctl list-units --failed --plain --no-legend 2>&1 | cut -d' ' -f1 | tr '\n' ' ')"
-    say "systemd generators: $(ls /run/systemd/generator.early 2>&1 | tr '\n' ' ')"
+    say "writable: $(findmnt -rno TARGET,FSTYPE | grep -E '^/(etc|var|tmp|root|home)[/ ]' | tr ' \n' ': ')"
 fi
 t0=$(date +%s)
 cd "$REPO"

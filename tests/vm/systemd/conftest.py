@@ -66,6 +66,26 @@ def sd_container(rootfs_template: Path, tmp_path_factory: pytest.TempPathFactory
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def podman_ctr(rootfs_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    names: list[str] = []
+
+    def factory() -> str:
+        name = f"{PREFIX}-pm-{secrets.token_hex(2)}"
+        rootfs = tmp_path_factory.mktemp(name) / "rootfs"
+        shutil.copytree(rootfs_template, rootfs, symlinks=True)
+        names.append(name)
+        run(["podman", "run", "-d", "--name", name, "--network", "none", "--rootfs", str(rootfs),
+             "/bin/sleep", "1000000"])
+        return name
+
+    yield factory
+    for name in names:
+        run(["podman", "rm", "-f", "-t", "0", name], check=False)
+
+
 def tool_as(engine: str, runtime_root: str | None, state_dir: str, *args: str
             ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SYSCONTAINER_ENGINE=engine, SYSCONTAINER_STATE_DIR=state_dir)
