@@ -32,7 +32,10 @@ SMOKE=(tests/vm/test_guest.py
        tests/vm/test_v2_nic_modules.py::test_missing_kernel_module_fails_start
        # --type eth on 6.1: add, update-nic, remove (no EBUSY), poststop hand-back
        tests/vm/test_v2_nic_modules.py::test_eth_dummy_link_cycle_and_poststop
-       tests/vm/test_v2_nic_modules.py::test_virtual_link_moved_in_live_is_never_lost)
+       tests/vm/test_v2_nic_modules.py::test_virtual_link_moved_in_live_is_never_lost
+       tests/vm/test_v2_nic_modules.py::test_eth_virtio_pci_nic
+       # crun on v2 (the hybrid host refuses it); podman with its default crun
+       tests/vm/test_v2_engines.py)
 case "$vm" in
     0) echo "== VM lanes not run (SYSCONTAINER_VM_LANE=0)" ;;
     full|1)
