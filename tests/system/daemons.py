@@ -83,9 +83,14 @@ def docker_archive(rootfs: Path, dest: Path, ref: str = IMAGE) -> Path:
     return dest
 
 
+def scaled(seconds: float) -> float:
+    """A wait stretched for a guest under emulation (the VM lane sets the scale)."""
+    return seconds * float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
+
+
 def wait_for(path: str, proc: subprocess.Popen[bytes], log: Path, what: str,
              timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not os.path.exists(path):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{what} did not come up: {log.read_text(errors='replace')[-3000:]}")
@@ -113,8 +118,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 class Dockerd:
-    """``dockerd`` with its own data root, exec root, socket, pidfile and its
-    own (managed) containerd under the exec root."""
+    """``dockerd`` with its own data root, exec root, socket and pidfile, on a
+    containerd of its own started first (``--containerd``): dockerd gives the
+    containerd it would start itself a fixed time to come up, which a guest
+    under emulation does not meet."""
 
     def __init__(self, top: Path, run_dir: str, daemon_json: dict[str, object]) -> None:
         top.mkdir(parents=True, exist_ok=True)
@@ -128,6 +135,7 @@ class Dockerd:
                                            **daemon_json}))
         self.proc: subprocess.Popen[bytes] | None = None
         self.shared = SharedDirs()
+        self.containerd = Containerd(top / "containerd", f"{run_dir}/containerd")
 
     @property
     def env(self) -> dict[str, str]:
@@ -137,7 +145,9 @@ class Dockerd:
     def start(self) -> None:
         os.makedirs(self.run_dir, exist_ok=True)
         (self.top / "cli").mkdir(exist_ok=True)
-        argv = ["dockerd", "--config-file", str(self.config), "--data-root",
+        self.containerd.start()
+        argv = ["dockerd", "--containerd", self.containerd.sock,
+                "--config-file", str(self.config), "--data-root",
                 str(self.top / "data"), "--exec-root", f"{self.run_dir}/exec",
                 "-H", self.host, "--pidfile", f"{self.run_dir}/docker.pid",
                 "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
@@ -147,7 +157,7 @@ class Dockerd:
                                      start_new_session=True)
         out.close()
         wait_for(self.sock, self.proc, self.log, "dockerd")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         while self.docker("info", check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise AssertionError(f"dockerd does not answer: {self.log.read_text()[-3000:]}")
@@ -169,6 +179,7 @@ class Dockerd:
                 self.docker("rm", "-f", *ids, check=False)
             stop_process(self.proc)
             self.proc = None
+        self.containerd.stop()
         unmount_under(self.run_dir, str(self.top))
         shutil.rmtree(self.run_dir, ignore_errors=True)
         shutil.rmtree(self.top, ignore_errors=True)
