@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools.engines import Engine, find
-from tests.system.conftest import PREFIX, Ctr, make_rootfs, run, write_config
+from tests.system.conftest import PODMAN_CGROUP_PARENT, PREFIX, Ctr, make_rootfs, run, write_config
 from tests.vm.conftest import TIME_SCALE
 from tests.vm.helpers import HOOKS, disk
 
@@ -84,8 +84,11 @@ def podman_ctr(tmp_path: Path, state_dir: str) -> Iterator[tuple[str, Path]]:
     rootfs = tmp_path / "rootfs"
     make_rootfs(rootfs)
     name = f"{PREFIX}-pm"
+    # under the session's own cgroup parent (removed at the end), not podman's
+    # shared libpod_parent, where conmon's cgroup would stay behind
     proc = run([*PODMAN, "--hooks-dir", str(hooks_d), "run", "-d", "--name", name,
-                "--network", "none", "--rootfs", str(rootfs), "/bin/sleep", "100000"],
+                "--cgroup-parent", PODMAN_CGROUP_PARENT, "--network", "none",
+                "--rootfs", str(rootfs), "/bin/sleep", "100000"],
                check=False)
     assert proc.returncode == 0, proc.stderr
     try:
