@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from syscontainer_tools import mountinfo
 from tests.system.conftest import PREFIX, run
+from tests.system.daemons import stop_process
 from tests.vm.helpers import disk, v2_dir, wait_for
 
 pytestmark = pytest.mark.system
@@ -53,13 +53,7 @@ def daemon(cmd: list[str], mnt: Path, log: Path) -> Iterator[str]:
         wait_for(up, f"{cmd} at {mnt}", 10)
         yield str(mnt)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if _mounted(str(mnt)):
             run(["umount", "-l", str(mnt)], check=False)
 

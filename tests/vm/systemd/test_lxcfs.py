@@ -14,7 +14,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from lxcfs_toolkit import viewmounts
 from syscontainer_tools import mountinfo
 from syscontainer_tools.resources import systemd_unit
 from tests.system.conftest import PREFIX, Ctr, run, write_config
+from tests.vm.helpers import wait_for
 
 pytestmark = [
     pytest.mark.system,
@@ -37,7 +37,6 @@ UNIT = "lxcfs-toolkit.service"
 UNIT_DIR = Path("/run/systemd/system")       # as /usr/lib/systemd/system, but not kept
 LXCFS_DIR = "/var/lib/lxc/lxcfs"             # the unit's (openEuler) layout
 MEMORY = 256 << 20
-SCALE = float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
 
 
 def systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -62,14 +61,6 @@ def memtotal(ctr: Ctr) -> tuple[int, str]:
     return int(line.split()[1]), ""
 
 
-def wait_for(what: str, cond, seconds: float = 30) -> None:
-    """Poll ``cond`` until it is true; the limit only ends a hung test."""
-    deadline = time.monotonic() + seconds * SCALE
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def host_lxcfs_mounts() -> list[str]:
@@ -114,8 +105,8 @@ def ctr(unit: str, runtime_root: str, rootfs_template: Path,
     c = Ctr(cid, bundle, runtime_root)
     if systemctl("is-active", unit, check=False).stdout.strip() != "active":
         systemctl("start", unit)
-    wait_for("the daemon to answer", lambda: run([str(BIN / "lxcfs-toolkit"), "check-lxcfs"],
-                                                 check=False).returncode == 0)
+    wait_for(lambda: run([str(BIN / "lxcfs-toolkit"), "check-lxcfs"], check=False).returncode == 0,
+             "the daemon to answer", 30)
     c.start()
     try:
         yield c
@@ -142,7 +133,7 @@ def test_restart_gives_containers_their_view_back(ctr: Ctr) -> None:
     main = prop("MainPID")
     systemctl("restart", UNIT)
     assert prop("MainPID") != main
-    wait_for("the container's view after restart", lambda: limited(ctr))
+    wait_for(lambda: limited(ctr), "the container's view after restart", 30)
     assert ctr.pid == pid
     assert host_lxcfs_mounts().count(LXCFS_DIR) == 1
 
@@ -152,9 +143,9 @@ def test_sigkill_is_restarted_and_heals(ctr: Ctr) -> None:
     assert limited(ctr)
     main = prop("MainPID")
     os.kill(int(main), 9)
-    wait_for("systemd to restart the daemon",
-             lambda: prop("MainPID") not in ("0", main) and prop("ActiveState") == "active")
-    wait_for("the container's view after SIGKILL", lambda: limited(ctr))
+    wait_for(lambda: prop("MainPID") not in ("0", main) and prop("ActiveState") == "active",
+             "systemd to restart the daemon", 30)
+    wait_for(lambda: limited(ctr), "the container's view after SIGKILL", 30)
     assert ctr.pid == pid
     assert int(prop("NRestarts")) >= 1
 
@@ -166,4 +157,4 @@ def test_stop_leaves_no_dead_mounts(ctr: Ctr) -> None:
     total, err = memtotal(ctr)
     assert total == host_memtotal(), f"container after stop: {err or total}"
     systemctl("start", UNIT)
-    wait_for("the container's view after start", lambda: limited(ctr))
+    wait_for(lambda: limited(ctr), "the container's view after start", 30)

@@ -9,13 +9,13 @@ guest's virtio-scsi disk, and poststop removes it.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from syscontainer_tools.resources import blockdev, systemd_unit
 from tests.system.conftest import run
+from tests.vm.helpers import wait_for
 from tests.vm.systemd.conftest import tool_as
 
 pytestmark = [
@@ -25,7 +25,6 @@ pytestmark = [
 ]
 
 DISK = os.environ.get("SYSCONTAINER_VM_DISK", "")
-SCALE = float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
 
 
 def settle(action: str, dev: str) -> None:
@@ -33,13 +32,6 @@ def settle(action: str, dev: str) -> None:
     run(["udevadm", "settle", "-t", "60"])
 
 
-def wait_for(what: str, cond, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds * SCALE
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monkeypatch):
@@ -58,16 +50,16 @@ def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monk
         assert rule.is_file(), f"no udev rule at {rule}"
         assert ctr.sh("test -b /dev/vdx1", check=False).returncode != 0
         settle("add", f"{DISK}1")
-        wait_for("the partition in the container",
-                 lambda: ctr.sh("test -b /dev/vdx1", check=False).returncode == 0)
+        wait_for(lambda: ctr.sh("test -b /dev/vdx1", check=False).returncode == 0,
+                 "the partition in the container", 30)
         ok = ctr.sh("dd if=/dev/vdx1 bs=512 count=1 of=/dev/null", check=False)
         assert ok.returncode == 0, ok.stderr
         listed = tool_as("runc", ctr.root, state_dir, "list-device", ctr.id, "--sub-partition")
         assert f"{DISK}1" in listed.stdout
 
         settle("remove", f"{DISK}1")
-        wait_for("the partition to leave the container",
-                 lambda: ctr.sh("test -e /dev/vdx1", check=False).returncode != 0)
+        wait_for(lambda: ctr.sh("test -e /dev/vdx1", check=False).returncode != 0,
+                 "the partition to leave the container", 30)
         # poststop (runc delete runs it) removes the rule
         ctr.stop()
         assert not rule.exists(), "poststop left the udev rule"
