@@ -161,6 +161,10 @@ RUN_DIRS = ("/run", "/run/syscontainer-tools", "/run/syscontainer-tools/netns",
 # shared): only names this session could have made count as leftovers
 _OURS = ("libpod_parent", "conmon", "libpod-", "syscontainer-tools", "netns", "rules.d",
          "99-syscontainer-tools-", "scdemo")
+# fixed names the engine daemons the tests start make (tests/system/daemons.py):
+# dockerd's cgroupfs parent and plugin directory /run/docker, containerd's
+# per-namespace cgroups and /run/containerd; new ones are leftovers too
+DAEMON_NAMES = ("docker", "default", "k8s.io", "containerd")
 
 
 def cgroup_mounts() -> list[str]:
@@ -202,7 +206,8 @@ def host_entries() -> set[str]:
 def leftovers(before: set[str], after: set[str]) -> list[str]:
     """Entries new since ``before`` that this session could have made."""
     return sorted(e for e in after - before
-                  if PREFIX in e or os.path.basename(e).startswith(_OURS))
+                  if PREFIX in e or os.path.basename(e).startswith(_OURS)
+                  or os.path.basename(e) in DAEMON_NAMES)
 
 
 @pytest.fixture(scope="session", autouse=True)

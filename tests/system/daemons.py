@@ -30,24 +30,47 @@ from pathlib import Path
 
 from syscontainer_tools import syscalls
 
-from .conftest import PREFIX, run
+from .conftest import PREFIX, cgroup_mounts, remove_cgroup, run
 
 IMAGE = f"docker.io/library/{PREFIX}-busybox:1"
 # where containerd's shims and ctr put things whatever the daemon's own state dir
 SHARED = ("/run/containerd", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc")
 
 
-class SharedDirs:
-    """Remembers which of the shared directories existed; ``tidy()`` removes
-    the others again if they are empty."""
+# where dockerd puts its plugin sockets whatever its --exec-root
+DOCKER_SHARED = ("/run/docker", "/run/docker/plugins")
 
-    def __init__(self) -> None:
-        self.before = {d for d in SHARED if os.path.exists(d)}
+
+class SharedDirs:
+    """Remembers which of the shared directories ``dirs`` existed; ``tidy()``
+    removes the others again if they are empty."""
+
+    def __init__(self, dirs: tuple[str, ...] = SHARED) -> None:
+        self.dirs = dirs
+        self.before = {d for d in dirs if os.path.exists(d)}
 
     def tidy(self) -> None:
-        for d in sorted(set(SHARED) - self.before, key=len, reverse=True):
+        for d in sorted(set(self.dirs) - self.before, key=len, reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+
+
+class SharedCgroups:
+    """Remembers which of the top-level cgroups ``names`` existed in any
+    hierarchy before a daemon started (dockerd's cgroupfs parent ``docker``,
+    containerd's per-namespace ``default``, ...: fixed names, not the
+    session's); ``tidy()`` removes the others again, with everything below
+    them that is empty.  One another daemon is using (tasks in it) stays."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.before = {name for name in names
+                       if any(os.path.isdir(os.path.join(m, name)) for m in cgroup_mounts())}
+
+    def tidy(self) -> None:
+        for name in self.names:
+            if name not in self.before:
+                remove_cgroup(f"/{name}")
 
 
 def have(*programs: str) -> str | None:
@@ -88,12 +111,33 @@ def scaled(seconds: float) -> float:
     return seconds * float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
 
 
+def tail(log: Path, chars: int = 3000) -> str:
+    """The end of a daemon's log, for a failure message."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})"
+    return text[-chars:]
+
+
+def checked(proc: subprocess.CompletedProcess[str], *logs: Path) -> subprocess.CompletedProcess[str]:
+    """``proc`` if it succeeded; else an AssertionError with its command,
+    status, stdout and stderr and the end of each daemon log in ``logs``
+    (a CalledProcessError shows none of them)."""
+    if proc.returncode == 0:
+        return proc
+    parts = [f"{' '.join(map(str, proc.args))} exited {proc.returncode}",
+             f"stdout: {proc.stdout.strip()}", f"stderr: {proc.stderr.strip()}"]
+    parts += [f"--- {log.name} (end):\n{tail(log)}" for log in logs]
+    raise AssertionError("\n".join(parts))
+
+
 def wait_for(path: str, proc: subprocess.Popen[bytes], log: Path, what: str,
              timeout: float = 60) -> None:
     deadline = time.monotonic() + scaled(timeout)
     while not os.path.exists(path):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not come up: {log.read_text(errors='replace')[-3000:]}")
+            raise AssertionError(f"{what} did not come up: {tail(log)}")
         time.sleep(0.1)
 
 
@@ -134,7 +178,8 @@ class Dockerd:
         self.config.write_text(json.dumps({"deprecated-key-path": str(top / "key.json"),
                                            **daemon_json}))
         self.proc: subprocess.Popen[bytes] | None = None
-        self.shared = SharedDirs()
+        self.shared = SharedDirs(DOCKER_SHARED)
+        self.cgroups = SharedCgroups(("docker",))
         self.containerd = Containerd(top / "containerd", f"{run_dir}/containerd")
 
     @property
@@ -160,11 +205,14 @@ class Dockerd:
         deadline = time.monotonic() + scaled(60)
         while self.docker("info", check=False).returncode != 0:
             if time.monotonic() > deadline:
-                raise AssertionError(f"dockerd does not answer: {self.log.read_text()[-3000:]}")
+                raise AssertionError(f"dockerd does not answer: {tail(self.log)}")
             time.sleep(0.2)
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run(["docker", *args], env=dict(os.environ, **self.env), check=check)
+        """The docker CLI on this daemon; a failure (with ``check``) shows
+        its stderr and the ends of dockerd's and containerd's logs."""
+        proc = run(["docker", *args], env=dict(os.environ, **self.env), check=False)
+        return checked(proc, self.log, self.containerd.log) if check else proc
 
     def import_image(self, rootfs: Path) -> str:
         tar = self.top / "rootfs.tar"
@@ -184,6 +232,7 @@ class Dockerd:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         shutil.rmtree(self.top, ignore_errors=True)
         self.shared.tidy()
+        self.cgroups.tidy()
 
 
 class Containerd:
@@ -204,6 +253,8 @@ class Containerd:
             f'[ttrpc]\n  address = "{self.sock}.ttrpc"\n')
         self.proc: subprocess.Popen[bytes] | None = None
         self.shared = SharedDirs()
+        # ctr run puts a container's cgroup at /<namespace>/<id>
+        self.cgroups = SharedCgroups(("default", "k8s.io"))
         self.namespace = "default"      # a private daemon: its default namespace is ours
 
     @property
@@ -223,8 +274,9 @@ class Containerd:
 
     def ctr(self, *args: str, check: bool = True,
             namespace: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run(["ctr", "--address", self.sock, "-n", namespace or self.namespace, *args],
-                   check=check)
+        proc = run(["ctr", "--address", self.sock, "-n", namespace or self.namespace, *args],
+                   check=False)
+        return checked(proc, self.log) if check else proc
 
     def import_image(self, rootfs: Path, namespace: str | None = None) -> str:
         archive = docker_archive(rootfs, self.top / "image.tar")
@@ -248,3 +300,4 @@ class Containerd:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         shutil.rmtree(self.top, ignore_errors=True)
         self.shared.tidy()
+        self.cgroups.tidy()

@@ -27,8 +27,8 @@ from syscontainer_tools import wiring
 from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import NotFound, ToolError
 
-from .conftest import PREFIX, run
-from .daemons import Containerd, have
+from .conftest import PREFIX, cgroup_mounts, remove_cgroup, run
+from .daemons import Containerd, SharedCgroups, have
 from .nethelpers import addrs, delete_links, in_ctr, make_bridge, routes
 
 pytestmark = pytest.mark.system
@@ -185,3 +185,26 @@ def test_stopped_container_says_whether_its_runtime_will_apply(ctd_env: Env, tmp
     assert "the change is saved and applied when it starts" in out.stderr
     ctd_env.daemon.ctr("tasks", "start", "-d", "--null-io", wired.id)
     assert Path(f"/proc/{wired.pid}/root/mnt/share/f").read_text() == "from host\n"
+
+
+def test_daemon_cgroups_made_during_a_test_are_removed_and_older_ones_kept():
+    """What the daemons' teardown does with the fixed-name cgroups dockerd
+    and containerd make (``docker``, ``default``): shown here on names of the
+    session, in every hierarchy of this host."""
+    new, old = f"{PREFIX}-cgnew", f"{PREFIX}-cgold"
+    mounts = cgroup_mounts()
+    try:
+        for m in mounts:
+            os.mkdir(f"{m}/{old}")
+        shared = SharedCgroups((new, old))
+        assert shared.before == {old}
+        for m in mounts:
+            os.makedirs(f"{m}/{new}/ctr1")
+            os.mkdir(f"{m}/{old}/ctr2")
+        shared.tidy()
+        for m in mounts:
+            assert not os.path.exists(f"{m}/{new}")
+            assert os.path.isdir(f"{m}/{old}")   # not ours to remove
+    finally:
+        remove_cgroup(f"/{new}")
+        remove_cgroup(f"/{old}")

@@ -26,7 +26,7 @@ from syscontainer_tools.engines import Engine, find
 from syscontainer_tools.errors import NotFound
 
 from .conftest import PREFIX, run
-from .daemons import Dockerd, have
+from .daemons import Dockerd, have, tail
 from .nethelpers import addrs, delete_links, in_ctr, make_bridge, routes
 from .test_lxcfs_hook import Daemon as Lxcfs
 from .test_lxcfs_hook import toolkit
@@ -66,9 +66,20 @@ class Env:
     def container(self, suffix: str, *args: str, start: bool = True) -> Dk:
         name = f"{PREFIX}-{suffix}"
         verb = "run" if start else "create"
-        cid = self.daemon.docker(verb, *(["-d"] if start else []), "--name", name,
-                                 "--network", "none", *args, self.image,
-                                 "/bin/sleep", "1000000").stdout.strip()
+        proc = self.daemon.docker(verb, *(["-d"] if start else []), "--name", name,
+                                  "--network", "none", *args, self.image,
+                                  "/bin/sleep", "1000000", check=False)
+        if proc.returncode != 0:
+            # what the container itself wrote, and how docker saw it end
+            logs = self.daemon.docker("logs", name, check=False)
+            state = self.daemon.docker("inspect", "-f", "{{json .State}}", name, check=False)
+            raise AssertionError(
+                f"docker {verb} {name} exited {proc.returncode}: {proc.stderr.strip()}\n"
+                f"container stdout: {logs.stdout.strip()}\ncontainer stderr: {logs.stderr.strip()}\n"
+                f"state: {state.stdout.strip() or state.stderr.strip()}\n"
+                f"--- dockerd.log (end):\n{tail(self.daemon.log)}\n"
+                f"--- containerd.log (end):\n{tail(self.daemon.containerd.log)}")
+        cid = proc.stdout.strip()
         self.made.append(cid)
         return Dk(self.daemon, name, cid)
 
