@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,6 +41,24 @@ BRIDGE = f"{PREFIX}D"
 WRAPPED = ["--runtime", "syscontainer-runc"]
 
 
+def apparmor_without_parser() -> bool:
+    """The kernel has AppArmor on but ``apparmor_parser`` is not installed:
+    then dockerd refuses to start any container ("AppArmor enabled on system
+    but the docker-default profile could not be loaded").  That is the VM
+    lane's guest: Debian's kernel (AppArmor on) under this machine's root
+    file system, which has no apparmor package (a Debian host with its
+    stock kernel has it: linux-image Recommends it)."""
+    try:
+        enabled = Path("/sys/module/apparmor/parameters/enabled").read_text().startswith("Y")
+    except OSError:
+        return False
+    return enabled and shutil.which("apparmor_parser") is None
+
+
+# containers unconfined only where dockerd could not confine them at all
+SECURITY = ["--security-opt", "apparmor=unconfined"] if apparmor_without_parser() else []
+
+
 @dataclass
 class Dk:
     """A docker container made by a test."""
@@ -67,7 +86,7 @@ class Env:
         name = f"{PREFIX}-{suffix}"
         verb = "run" if start else "create"
         proc = self.daemon.docker(verb, *(["-d"] if start else []), "--name", name,
-                                  "--network", "none", *args, self.image,
+                                  "--network", "none", *SECURITY, *args, self.image,
                                   "/bin/sleep", "1000000", check=False)
         if proc.returncode != 0:
             # what the container itself wrote, and how docker saw it end
@@ -145,6 +164,12 @@ def test_found_by_name_id_and_prefix_through_a_private_daemon(docker_env: Env,
     assert found.bundle and found.bundle.startswith(docker_env.daemon.run_dir + "/")
     assert found.spec["process"]["args"] == ["/bin/sleep", "1000000"]
     assert found.runtime == "runc"
+    # the daemon runs on this host's cgroup version (v1 here, v2 in the VM
+    # lane) with its default driver: cgroupfs, systemd on v2 under systemd
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    driver = "systemd" if v2 and os.path.isdir("/run/systemd/system") else "cgroupfs"
+    info = docker_env.daemon.docker("info", "-f", "{{.CgroupVersion}} {{.CgroupDriver}}")
+    assert info.stdout.split() == ["2" if v2 else "1", driver]
     with pytest.raises(NotFound):
         find(f"{PREFIX}-nope", Engine.DOCKER)
 
