@@ -17,6 +17,7 @@ PACKAGES = ("syscontainer_tools", "lxcfs_toolkit")
 # layer or a lower one.  The first matching prefix decides.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("programs", ("syscontainer_tools.__main__", "syscontainer_tools.cli",
+                  "syscontainer_tools.quickcli", "syscontainer_tools.commands",
                   "syscontainer_tools.hooks", "syscontainer_tools.wrapper", "lxcfs_toolkit")),
     ("api", ("syscontainer_tools.api",)),
     ("resources", ("syscontainer_tools.resources",)),
