@@ -51,8 +51,9 @@ class Bench:
 
     def shim(self, times: Path, profile: Path | None = None) -> Path:
         path = self.work / f"shim-{times.stem}"
-        hook = (f'{sys.executable} -m cProfile -o {profile}.$$ -m syscontainer_tools.hooks'
-                if profile else str(BIN / "syscontainer-hooks"))
+        # the profile is of CPU time (bench/cpuprofile.py): waits for a core do not count
+        hook = (f'{sys.executable} {Path(__file__).parent / "cpuprofile.py"} {profile}.$$ '
+                'syscontainer_tools.hooks' if profile else str(BIN / "syscontainer-hooks"))
         if PERF and not profile:  # the hook's CPU time (task-clock, ms) as well
             hook = f"{PERF} stat -x, -e task-clock -o {times}.cpu --append -- {hook}"
         path.write_text(
@@ -210,8 +211,8 @@ def main() -> None:
             stats = pstats.Stats(str(runs[0]))
             for extra in runs[1:]:
                 stats.add(str(extra))
-            print(f"\nwhere the full prestart's time goes ({len(runs)} runs, cProfile):")
-            stats.sort_stats("cumulative").print_stats(35)
+            print(f"\nwhere the full prestart's CPU time goes ({len(runs)} runs, cProfile):")
+            stats.sort_stats("cumulative").print_stats(60)
     finally:
         bench.cleanup()
         shutil.rmtree(work, ignore_errors=True)

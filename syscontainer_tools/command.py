@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import subprocess
 
 from .errors import ToolError
+
+TYPE_CHECKING = False  # subprocess is imported by run(): most commands never run one
+if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ def last_line(text: str) -> str:
 
 def run(argv: list[str], *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; with ``check`` a non-zero exit is a ToolError naming it."""
+    import shlex
+    import subprocess
+
     cmd = shlex.join(argv)
     log.debug("+ %s", cmd)
     try:

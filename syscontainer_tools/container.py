@@ -8,11 +8,14 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import syscalls
 from .errors import ToolError
 from .textenum import TextEnum
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,14 @@ import signal
 import string
 import subprocess
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from . import syscalls
 from .errors import NotFound, ToolError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .container import Container
     from .rtnl import Handle as IPRoute
 

@@ -14,12 +14,15 @@ import os
 import pickle
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from . import syscalls
 from .errors import ToolError
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 MNT = syscalls.CLONE_NEWNS
 NET = syscalls.CLONE_NEWNET

@@ -20,7 +20,10 @@ import os
 import socket
 import struct
 import threading
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4

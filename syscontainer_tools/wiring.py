@@ -21,10 +21,13 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from .container import Container
 from .errors import ToolError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -51,6 +49,8 @@ class Candidate:
 def engines_for(selected: Engine) -> list[Engine]:
     if selected is not Engine.AUTO:
         return [selected]
+    import shutil
+
     return [e for e in Engine if e is not Engine.AUTO and shutil.which(e.binary)]
 
 
@@ -72,6 +72,8 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
         if listed is not None:  # read from the runtime's own files: no CLI spawned
             by_engine[engine] = listed
             continue
+        import subprocess  # only here: runc and crun are listed from their files
+
         argvs = (module.list_argvs(engine, runtime_root, selected is Engine.AUTO)
                  if hasattr(module, "list_argvs") else [module.list_argv(engine, runtime_root)])
         for argv in argvs:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from .. import command
 from ..container import Container, load_spec, start_time_or_none
 from ..errors import NotFound, ToolError
 from . import Candidate, Engine, runstate
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 DEFAULT_ROOTS = {Engine.RUNC: "/run/runc", Engine.CRUN: "/run/crun"}
 

@@ -26,9 +26,12 @@ import json
 import os
 import re
 import time
-from typing import Any
 
 from ..errors import NotFound
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 # runc's own rule for container ids (libcontainer validateID)
 _RUNC_ID = re.compile(r"^[\w+\-.]+$")

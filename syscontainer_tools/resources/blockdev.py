@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
-import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,6 +161,8 @@ def rules_of(container_id: str, rules_dir: str | None = None) -> list[str]:
 
 
 def _quote(arg: str) -> str:
+    import re
+
     if not re.fullmatch(r"[A-Za-z0-9_./:%=+,@-]+", arg):
         raise ToolError(f"cannot put {arg!r} into a udev rule")
     return arg
@@ -213,6 +213,8 @@ def _reload() -> None:
     """Ask a running udevd to re-read its rules (it also notices on its own)."""
     if not os.path.exists("/run/udev/control"):
         return
+    import shutil
+
     udevadm = shutil.which("udevadm")
     if not udevadm:
         return

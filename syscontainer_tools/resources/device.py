@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
 
 from .. import cgroup, mounts, undo
 from ..container import Container
@@ -23,6 +22,12 @@ from .devcgroup import perm_union
 from .devspec import COLUMNS, Device, DeviceRef, DeviceSpec, others_perm
 from .qos import BlkioCgroup, QosKind, QosSpec, remove_line, update_line
 from .state import Record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Union
+
+    _Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +152,6 @@ def _qos_drop(stack: contextlib.ExitStack, blkio: _Blkio | None, record: Record,
     return lines
 
 
-_Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007  (run time: Python 3.9)
 
 
 def _blkio(pid: int) -> _Blkio:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
 from .nicspec import HostState, Nic, NicType
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from ..rtnl import Handle as IPRoute
     from .state import StateStore
 

@@ -14,7 +14,6 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
@@ -33,6 +32,7 @@ from .nicspec import (
 )
 from .routespec import RouteSpec, removed_line
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import Container
     from ..rtnl import Handle as IPRoute

@@ -15,13 +15,16 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from .. import mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, ToolError
 from .pathspec import COLUMNS, PathSpec, Propagation, parse_all
 from .state import Record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

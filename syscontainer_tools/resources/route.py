@@ -17,14 +17,16 @@ import errno
 import logging
 import socket
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, ToolError
 from .filters import parse_filter
 from .routespec import COLUMNS, KEYS, RouteSpec, added_line, parse_routes, removed_line, rows
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from ..container import Container
     from ..rtnl import Handle as IPRoute
     from .state import Record

@@ -20,13 +20,16 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .. import cgroup, command
 from ..errors import ToolError
 from . import devcgroup
 from .devcgroup import DevRule, perm_union
 from .devspec import Device
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -81,7 +81,7 @@ def _layer(module: str) -> int:
 def test_the_graph_is_read() -> None:
     graph = _graph()
     assert "syscontainer_tools.resources.state" in graph["syscontainer_tools.resources.device"]
-    assert "syscontainer_tools.api" in graph["syscontainer_tools.cli"]
+    assert "syscontainer_tools.api" in graph["syscontainer_tools.commands"]
     assert "syscontainer_tools.mountinfo" in graph["lxcfs_toolkit.viewmounts"]
 
 
