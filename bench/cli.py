@@ -78,7 +78,10 @@ def main() -> None:
         env = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=root,
                    SYSCONTAINER_STATE_DIR=str(work / "state"),
                    SYSCONTAINER_UDEV_RULES_DIR=str(work / "udev"))
-        cli = [args.python, "-m", "syscontainer_tools"]
+        # the console script next to the interpreter, as a user runs it (not python -m,
+        # whose runpy costs start-up a user never pays)
+        script = Path(args.python).parent / "syscontainer-tools"
+        cli = [str(script)] if script.exists() else [args.python, "-m", "syscontainer_tools"]
         add = [*cli, "add-device", cid, f"{loop}:/dev/bench"]
         rm = [*cli, "remove-device", cid, f"{loop}:/dev/bench"]
         sh_add = ["sh", "-c", f"nsenter -t {pid} -m mknod /dev/bench b {major} {minor} && "

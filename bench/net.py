@@ -96,7 +96,10 @@ def main() -> None:
         run(["ip", "netns", "attach", nsname, str(pid)])
         env = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=root,
                    SYSCONTAINER_STATE_DIR=state_dir, PYTHONPATH=str(REPO))
-        cli = [args.python, "-m", "syscontainer_tools"]
+        # the console script next to the interpreter, as a user runs it (not python -m,
+        # whose runpy costs start-up a user never pays)
+        script = Path(args.python).parent / "syscontainer-tools"
+        cli = [str(script)] if script.exists() else [args.python, "-m", "syscontainer_tools"]
         add = [*cli, "add-nic", "--type", "veth", "--name", "eth1", "--ip", "10.219.1.2/16",
                "--bridge", bridge, cid]
         rm = [*cli, "remove-nic", "--name", "eth1", cid]
