@@ -7,16 +7,16 @@ names the command and its exit status.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from .errors import ToolError
+from .log import get_logger
 
 TYPE_CHECKING = False  # subprocess is imported by run(): most commands never run one
 if TYPE_CHECKING:  # pragma: no cover
     import subprocess
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # What the engine CLIs read to find their daemon (CONTRACT: passed through)
 KEEP_ENV = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "OVS_RUNDIR",

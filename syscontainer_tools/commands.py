@@ -58,20 +58,19 @@ def echo(line: str, *, err: bool = False) -> None:
 
 def failure_lines(err: BaseException, action: str) -> list[str]:
     """``Failed to <action>: <reason>`` (and a hint line), also logged for --log."""
-    import logging
-
     from .errors import render
+    from .log import get_logger
 
     lines = render(err, action=action)
-    logging.getLogger(LOG).error("%s", lines[0])
+    get_logger(LOG).error("%s", lines[0])
     return lines
 
 
 def echo_lines(lines: Iterable[str]) -> None:
     """Print result lines; they also go to the --log file, if any."""
-    import logging
+    from .log import get_logger
 
-    log = logging.getLogger(LOG)
+    log = get_logger(LOG)
     for line in lines:
         echo(line)
         log.info("%s", line)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import syscalls
 from .errors import ToolError
+from .log import get_logger
 from .textenum import TextEnum
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class Engine(TextEnum):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import shutil
 import signal
@@ -29,6 +28,7 @@ from collections.abc import Iterator
 
 from . import syscalls
 from .errors import NotFound, ToolError
+from .log import get_logger
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .container import Container
     from .rtnl import Handle as IPRoute
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IFNAMSIZ = 16  # including the NUL: at most 15 characters
 PIN_DIR = "/run/syscontainer-tools/netns"

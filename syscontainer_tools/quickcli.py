@@ -240,7 +240,7 @@ def run(opts: Options, command: Command, parsed: Parsed) -> None:
     from . import log as logsetup
     from .commands import Failing
 
-    logsetup.setup(debug=opts.debug)
+    logsetup.setup(debug=opts.debug, defer=True)
     try:
         with Failing(command.action, debug=opts.debug):
             command.run(opts, parsed)

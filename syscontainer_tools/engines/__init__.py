@@ -19,7 +19,6 @@ container that matched.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,8 +27,9 @@ from ..command import clean_env
 from ..container import Container
 from ..container import Engine as Engine  # the engines' names live with the Container value
 from ..errors import NotFound, ToolError
+from ..log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def module_of(engine: Engine) -> ModuleType:

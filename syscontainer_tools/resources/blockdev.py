@@ -11,7 +11,6 @@ from sysfs.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -19,8 +18,9 @@ from dataclasses import dataclass
 
 from .. import command
 from ..errors import SpecError, ToolError
+from ..log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYSFS = "/sys"
 UDEV_RULES_DIR = "/run/udev/rules.d"      # SYSCONTAINER_UDEV_RULES_DIR overrides (tests)

@@ -10,12 +10,12 @@ The model and its saved form are in :mod:`.devspec`.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
 
 from .. import cgroup, mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError
+from ..log import get_logger
 from . import blockdev, devcgroup, devnodes, systemd_unit
 from .blockdev import HostDevice
 from .devcgroup import perm_union
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     _Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "Device", "DeviceSpec", "DeviceRef", "QosSpec", "QosKind", "add_devices",
            "remove_devices", "update_qos", "list_devices", "reapply", "poststop", "expand"]

@@ -17,11 +17,11 @@ the interface anyway, with a warning), never silently passed over.
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
+from ..log import get_logger
 from .nicspec import HostState, Nic, NicType
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..rtnl import Handle as IPRoute
     from .state import StateStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IFF_LOOPBACK = 0x8
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import socket
 from collections.abc import Iterator, Sequence
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, ToolError
+from ..log import get_logger
 from .filters import parse_filter
 from .routespec import COLUMNS, KEYS, RouteSpec, added_line, parse_routes, removed_line, rows
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..rtnl import Handle as IPRoute
     from .state import Record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "KEYS", "parse_filter", "RouteSpec", "parse_routes", "added_line", "removed_line",
            "add_routes", "remove_routes", "list_routes", "reapply"]

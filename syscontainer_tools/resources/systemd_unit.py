@@ -15,7 +15,6 @@ programs the tool must leave to systemd.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import cgroup, command
 from ..errors import ToolError
+from ..log import get_logger
 from . import devcgroup
 from .devcgroup import DevRule, perm_union
 from .devspec import Device
@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command's st
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: names systemd gives the device programs it attaches (bpf-devices.c)
 SYSTEMD_PROGRAMS = (b"sd_devices",)
