@@ -26,7 +26,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed_cpu
+from common import (
+    both,
+    cpu_line,
+    ensure_bytecode,
+    make_container,
+    ratio,
+    rounds,
+    run,
+    summary,
+    timed_cpu,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
@@ -53,6 +63,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    ensure_bytecode()
 
     help_time, help_cpu = help_check(args.python)
     work = Path(tempfile.mkdtemp(prefix="sct-bench-"))

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_bundle, run, start
+from common import ensure_bytecode, make_bundle, run, start
 
 BIN = Path(sys.executable).parent
 PREFIX = f"sctbh{os.getpid() % 10000}"
@@ -165,6 +165,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    ensure_bytecode()
     work = Path(tempfile.mkdtemp(prefix="sct-bench-hooks-"))
     bench = Bench(work)
     try:

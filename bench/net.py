@@ -35,7 +35,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed, timed_cpu
+from common import (
+    both,
+    cpu_line,
+    ensure_bytecode,
+    make_container,
+    ratio,
+    rounds,
+    run,
+    summary,
+    timed,
+    timed_cpu,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -84,6 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    ensure_bytecode()
 
     tag = f"{os.getpid() % 100000:05d}"
     work = Path(tempfile.mkdtemp(prefix="sct-netbench-"))
