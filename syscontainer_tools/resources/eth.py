@@ -16,8 +16,8 @@ the interface anyway, with a warning), never silently passed over.
 
 from __future__ import annotations
 
+import _socket  # socket's C half: socket.py's enum conversions cost start-up
 import contextlib
-import socket
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
@@ -58,7 +58,7 @@ def holders(store: StateStore, exclude: str, *, force: bool = False) -> dict[str
 
 
 def _uses_default_route(host: IPRoute, index: int) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (_socket.AF_INET, _socket.AF_INET6):
         for route in host.get_routes(family=family, table=254):
             if route["dst_len"] != 0 or route.get("RTA_DST") not in (None, "0.0.0.0", "::"):
                 continue

@@ -12,9 +12,9 @@ On remove, empty fields are wildcards.
 
 from __future__ import annotations
 
+import _socket  # socket's C half: socket.py's enum conversions cost start-up
 import contextlib
 import errno
-import socket
 from collections.abc import Iterator, Sequence
 
 from .. import netlink, undo
@@ -43,15 +43,15 @@ RT_SCOPE_LINK = 253
 # --- netlink ------------------------------------------------------------------
 
 def _request(ctr_net: IPRoute, spec: RouteSpec) -> dict[str, Any]:
-    family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
+    family = _socket.AF_INET6 if spec.family == 6 else _socket.AF_INET
     req: dict[str, Any] = {"family": family, "table": MAIN_TABLE}
     if spec.dest == "default":
-        req["dst"] = "::/0" if family == socket.AF_INET6 else "0.0.0.0/0"
+        req["dst"] = "::/0" if family == _socket.AF_INET6 else "0.0.0.0/0"
     else:
         req["dst"] = spec.dest
     if spec.gw:
         req["gateway"] = spec.gw
-    elif family == socket.AF_INET:
+    elif family == _socket.AF_INET:
         req["scope"] = RT_SCOPE_LINK
     if spec.src:
         req["prefsrc"] = spec.src
