@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from . import syscalls
 from .errors import ToolError
 from .log import get_logger
+from .quickjson import loads as json_loads  # json.loads without importing json
 from .textenum import TextEnum
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
@@ -122,7 +122,7 @@ def load_spec(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
-            spec = json.load(f)
+            spec = json_loads(f.read())
     except FileNotFoundError:
         raise ToolError(f"bundle {bundle} has no config.json") from None
     except ValueError as err:

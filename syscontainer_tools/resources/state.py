@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ToolError
+from ..quickjson import loads as json_loads  # json.loads without importing json
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is read
@@ -174,13 +174,15 @@ class StateStore:
         except FileNotFoundError:
             return Record(container_id)
         try:
-            data = json.loads(raw)
+            data = json_loads(raw)
         except ValueError as err:
             raise ToolError(f"saved state {path} is not valid JSON: {err}",
                             hint="move the file away to start from an empty record") from None
         return Record.from_json(data, path)
 
     def _write(self, record: Record) -> None:
+        import json
+
         directory = self._dir(record.container_id)
         fd, tmp = _temp_file(directory)
         try:
