@@ -35,6 +35,7 @@ from common import ensure_bytecode, make_bundle, run, start
 BIN = Path(sys.executable).parent
 PREFIX = f"sctbh{os.getpid() % 10000}"
 PERF = shutil.which("perf")
+NO_BYTECODE = "--no-bytecode" in sys.argv
 
 
 class Bench:
@@ -51,6 +52,8 @@ class Bench:
 
     def shim(self, times: Path, profile: Path | None = None) -> Path:
         path = self.work / f"shim-{times.stem}"
+        # --no-bytecode: the package's __pycache__ is gone and the hook writes none
+        nocache = "export PYTHONDONTWRITEBYTECODE=1\n" if NO_BYTECODE else ""
         # the profile is of CPU time (bench/cpuprofile.py): waits for a core do not count
         hook = (f'{sys.executable} {Path(__file__).parent / "cpuprofile.py"} {profile}.$$ '
                 'syscontainer_tools.hooks' if profile else str(BIN / "syscontainer-hooks"))
@@ -58,6 +61,7 @@ class Bench:
             hook = f"{PERF} stat -x, -e task-clock -o {times}.cpu --append -- {hook}"
         path.write_text(
             "#!/bin/sh\n"
+            f"{nocache}"
             "t0=$(date +%s%N)\n"
             f'{hook} "$@"\n'
             "rc=$?\n"
@@ -132,6 +136,15 @@ class Bench:
                 print(f"cleanup: {err}", file=sys.stderr)
 
 
+def drop_bytecode() -> None:
+    """Remove the package's cached bytecode (as a package installed
+    without it would be); the hook's shim keeps it from writing any."""
+    root = Path(__file__).resolve().parent.parent / "syscontainer_tools"
+    for cache in root.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    print("bytecode: none cached for syscontainer_tools, none written by the hook")
+
+
 def floor(runs: int, cpu: list[float] | None = None) -> list[float]:
     """Wall ms of ``python -c pass``; its CPU ms appended to ``cpu``."""
     import resource
@@ -159,13 +172,19 @@ def perf_ms(path: Path) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--runs", type=int, default=10)
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="time the hook without cached bytecode of the package (removed "
+                         "first, none written; compiled again at the end)")
     ap.add_argument("--profile", action="store_true",
                     help="run the full container's prestart under cProfile (not timed "
                          "fairly then) and print where its time goes")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    ensure_bytecode()
+    if args.no_bytecode:
+        drop_bytecode()
+    else:
+        ensure_bytecode()
     work = Path(tempfile.mkdtemp(prefix="sct-bench-hooks-"))
     bench = Bench(work)
     try:
@@ -217,6 +236,8 @@ def main() -> None:
     finally:
         bench.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+        if args.no_bytecode:
+            ensure_bytecode()
 
 
 if __name__ == "__main__":
