@@ -36,7 +36,13 @@ mkdir "$work/src"
 tar -C "$root" -c --exclude=./.git --exclude=./.venv --exclude=./dist --exclude=./build \
     --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache \
     --exclude=.mypy_cache --exclude=.ruff_cache . | tar -C "$work/src" -x
-"$py" -m build --outdir "$out" "$work/src" >"$out/build.log" 2>&1 \
+# With the interpreter's own setuptools when it meets pyproject's
+# build-system (>= 64): no index needed (the VM roots have none); otherwise
+# build fetches it into an isolated environment.
+iso=()
+"$py" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' \
+    2>/dev/null && iso=(--no-isolation)
+"$py" -m build "${iso[@]}" --outdir "$out" "$work/src" >"$out/build.log" 2>&1 \
     || { cat "$out/build.log" >&2; exit 1; }
 sdist=$out/syscontainer_tools-$version.tar.gz
 wheel=$out/syscontainer_tools-$version-py3-none-any.whl
