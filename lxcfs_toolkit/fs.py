@@ -134,6 +134,7 @@ class LxcfsOperations:
         self._memberships: dict[bytes, Membership] = {}
         self._load_keys: dict[int, tuple[Membership, str]] = {}
         self._host_cpu_list: tuple[bytes, tuple[int, ...]] = (b"", (0,))
+        self._host_cpus_until = 0.0
         self._recent: dict[str, tuple[float, bytes]] = {}
         now_ns = time.time_ns()
         self._dir_attr = {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2,
@@ -310,8 +311,14 @@ class LxcfsOperations:
         return data
 
     def _host_cpus(self) -> tuple[int, ...]:
+        """The host's online CPUs, as read at most ``cache_ttl`` ago (a sysfs file:
+        opened and closed on every read, so it is shared like host meminfo)."""
+        now = self.clock()
+        if now < self._host_cpus_until:
+            return self._host_cpu_list[1]
         text = kernfile.held.read(self.cpu_online_path)
         last_text, last = self._host_cpu_list
+        self._host_cpus_until = now + self.cache_ttl
         if text == last_text:
             return last
         cpus = parse_cpu_list(text.decode()) if text else None

@@ -25,19 +25,25 @@ NFIELDS = 10  # user nice system idle iowait irq softirq steal guest guest_nice
 IDLE = 3
 
 
-def parse_stat(host: bytes) -> tuple[dict[int, list[int]], list[str]]:
-    """Host /proc/stat -> ({cpu: 10 counters}, the other lines)."""
+def parse_stat(host: bytes) -> tuple[dict[int, list[int]], bytes]:
+    """Host /proc/stat -> ({cpu: 10 counters}, the rest of the file as it is).
+
+    The kernel writes the cpu lines first; only those are parsed (the intr
+    line alone can hold thousands of numbers)."""
     cpus: dict[int, list[int]] = {}
-    rest: list[str] = []
-    for line in host.decode("ascii", "replace").splitlines(keepends=True):
-        if line.startswith("cpu"):
-            name, *values = line.split()
-            if name[3:].isdigit():
+    pos, size = 0, len(host)
+    while host.startswith(b"cpu", pos):
+        end = host.find(b"\n", pos)
+        end = size if end < 0 else end + 1
+        name, *values = host[pos:end].split()
+        if name[3:].isdigit():
+            try:
+                nums = list(map(int, values[:NFIELDS]))
+            except ValueError:
                 nums = [int(v) for v in values[:NFIELDS] if v.isdigit()]
-                cpus[int(name[3:])] = nums + [0] * (NFIELDS - len(nums))
-            continue
-        rest.append(line)
-    return cpus, rest
+            cpus[int(name[3:])] = nums + [0] * (NFIELDS - len(nums)) if len(nums) < NFIELDS else nums
+        pos = end
+    return cpus, host[pos:]
 
 
 def _wall(fields: list[int]) -> int:
@@ -68,7 +74,7 @@ def render_stat(cpus: CpuSet | None, usage: CpuUsage | None, host: bytes, clk_tc
             idle = max(0, _wall(host_cpus[c]) - user - system)
             lines.append([user, 0, system, idle, 0, 0, 0, 0, 0, 0])
     total = [sum(col) for col in zip(*lines)] if lines else [0] * NFIELDS
-    out = ["cpu  " + " ".join(map(str, total)) + "\n"]
-    out.extend(f"cpu{i} " + " ".join(map(str, f)) + "\n" for i, f in enumerate(lines))
-    out.extend(rest)
-    return "".join(out).encode()
+    out = ["cpu  " + " ".join(map(str, total))]
+    out.extend(f"cpu{i} " + " ".join(map(str, f)) for i, f in enumerate(lines))
+    out.append("")
+    return "\n".join(out).encode() + rest
