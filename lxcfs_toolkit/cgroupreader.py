@@ -295,7 +295,7 @@ class CgroupReader:
             return None
         if path is None or path == "/":
             return None
-        return Cgroup(mount, path, v2)
+        return _chain(mount, path, v2)[0]   # one object per cgroup (its paths built once)
 
     def pressure(self, m: Membership, resource: str) -> str | None:
         """``<resource>.pressure`` of the process's v2 cgroup; None for the root or no v2."""

@@ -265,9 +265,10 @@ class LxcfsOperations:
                 path = f"{self.proc}/{target}/cgroup"
                 # a namespace's init is looked at again and again: keep its file open
                 # (a dead process's file fails with ESRCH and is opened anew)
-                cg_text = read_small(path.encode()) if init is None else kernfile.held.read(path)
-                if cg_text is None:
+                found = read_small(path.encode()) if init is None else kernfile.held.read(path)
+                if found is None:
                     raise ReaderGone(target)
+                cg_text = found
                 self._readers[pid] = (now + min(READER_TTL, self.cache_ttl), target, init, cg_text)
             key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)
             hit = self._cache.get(key)
