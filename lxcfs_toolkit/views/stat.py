@@ -36,7 +36,7 @@ def split_stat(host: bytes) -> tuple[dict[int, bytes], bytes]:
         end = host.find(b"\n", pos)
         end = size if end < 0 else end + 1
         name = host[pos + 3:end].split(None, 1)[0] if end > pos + 3 else b""
-        if name.isdigit():
+        if name.isdigit() and host[pos + 3:pos + 4].isdigit():   # "cpu  ..." is the total
             lines[int(name)] = host[pos:end]
         pos = end
     return lines, host[pos:]
