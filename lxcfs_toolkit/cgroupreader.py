@@ -31,6 +31,15 @@ from dataclasses import dataclass, field
 
 from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.blkio import blkio_counters, parse_blkio, parse_io_stat
+from lxcfs_toolkit.cgroupfiles import (
+    bint,
+    limit_of,
+    limit_value,
+    lowest,
+    named,
+    parse_cpu_list,
+    usage_all,
+)
 from lxcfs_toolkit.kernfile import read_text
 from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, IoStats, Memory
 from syscontainer_tools import mountinfo
@@ -39,9 +48,6 @@ from syscontainer_tools.mountinfo import V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
 
-# v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on
-# x86-64); anything this large is no limit at all.
-UNLIMITED = 1 << 62
 INIT_SCOPE = "/init.scope"
 MAX_TASK_DIRS = 4096
 
@@ -84,105 +90,9 @@ def pruned_membership(text: str) -> Membership:
                       v2=None if member.v2 is None else _prune(member.v2))
 
 
-def parse_cpu_list(text: str) -> tuple[int, ...] | None:
-    """"0-3,8,10-11" -> (0, 1, 2, 3, 8, 10, 11); None when malformed."""
-    cpus: set[int] = set()
-    text = text.strip()
-    if not text:
-        return ()
-    try:
-        for part in text.split(","):
-            lo, sep, hi = part.partition("-")
-            first = int(lo)
-            last = int(hi) if sep else first
-            if first < 0 or last < first or last - first > 65536:
-                return None
-            cpus.update(range(first, last + 1))
-    except ValueError:
-        return None
-    return tuple(sorted(cpus))
-
-
 @functools.lru_cache(maxsize=256)
 def _cpu_list(raw: bytes) -> tuple[int, ...] | None:
     return parse_cpu_list(raw.decode("ascii", "replace"))
-
-
-def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def _bint(raw: bytes | None) -> int | None:
-    """A file holding one number (surrounding whitespace allowed); None if it does not."""
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return None
-
-
-def _limit(text: str | bytes | None) -> int | None:
-    """A limit file: None for "max", an absurdly large value, or unreadable."""
-    if text is None:
-        return None
-    value = _bint(text) if isinstance(text, bytes) else _int(text)
-    return _limit_value(value)
-
-
-def _limit_value(value: int | None) -> int | None:
-    if value is None or value < 0 or value >= UNLIMITED:
-        return None
-    return value
-
-
-def _keyed(text: str | None) -> dict[str, int]:
-    """"key value" lines (memory.stat, cpu.stat) -> dict, skipping bad lines."""
-    out: dict[str, int] = {}
-    if not text:
-        return out
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            continue
-    return out
-
-
-def _named(raw: bytes | None, names: Mapping[bytes, str]) -> dict[str, int]:
-    """The values of a "key value" file (memory.stat, cpu.stat) whose keys are in
-    ``names``, under the names given there; a key that is not a number is skipped.
-
-    One split of the whole file (the kernel writes one pair a line); anything
-    else (a line of one or three words) goes through the line-by-line parser."""
-    if not raw:
-        return {}
-    tokens = raw.split()
-    if len(tokens) != 2 * (raw.count(b"\n") + (raw[-1:] != b"\n")):
-        keyed = _keyed(raw.decode("utf-8", "replace"))
-        return {name: keyed[key.decode()] for key, name in names.items() if key.decode() in keyed}
-    it = iter(tokens)
-    pairs = dict(zip(it, it))
-    out: dict[str, int] = {}
-    for key, name in names.items():
-        value = pairs.get(key)
-        if value is not None:
-            try:
-                out[name] = int(value)
-            except ValueError:
-                continue
-    return out
-
-
-def _min(values: Iterator[int | None]) -> int | None:
-    found = [v for v in values if v is not None]
-    return min(found) if found else None
 
 
 # memory.stat: v1 hierarchical totals -> the v2 names the views use.
@@ -245,28 +155,6 @@ class Cgroup:
             raise CgroupGone(self.dir)
 
 
-def _usage_all(raw: bytes) -> dict[int, tuple[int, int]]:
-    """v1 cpuacct.usage_all ("cpu user system" then one "N USER SYS" line per CPU)."""
-    tokens = raw.split()
-    per_cpu: dict[int, tuple[int, int]] = {}
-    if len(tokens) % 3 == 0 and tokens[:3] == [b"cpu", b"user", b"system"]:
-        try:
-            nums = list(map(int, tokens[3:]))
-        except ValueError:
-            pass
-        else:
-            if min(nums, default=0) >= 0:
-                it = iter(nums)
-                for cpu, user, system in zip(it, it, it):
-                    per_cpu[cpu] = (user, system)
-                return per_cpu
-    for line in raw.decode("ascii", "replace").splitlines()[1:]:
-        parts = line.split()
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
-            per_cpu[int(parts[0])] = (int(parts[1]), int(parts[2]))
-    return per_cpu
-
-
 @functools.lru_cache(maxsize=4096)
 def _chain(mount: str, path: str, v2: bool) -> tuple[Cgroup, ...]:
     chain = []
@@ -316,24 +204,24 @@ class CgroupReader:
         if usage_raw is None:
             cg.check_exists()
             return None
-        usage = _bint(usage_raw) or 0
-        stat = _named(cg.raw("memory.stat"), _V1_STAT_KEYS)
+        usage = bint(usage_raw) or 0
+        stat = named(cg.raw("memory.stat"), _V1_STAT_KEYS)
         # the kernel's minimum up the tree (older kernels: without use_hierarchy the
         # cgroup's own limit, as then no ancestor limits it); else walk up ourselves
         hier, hier_sw = stat.pop("hierarchical_memory_limit", None), stat.pop("hierarchical_memsw_limit", None)
         if hier is not None:
-            limit = _limit_value(hier)
+            limit = limit_value(hier)
         else:
-            limit = _min(_limit(c.raw("memory.limit_in_bytes")) for c in cg.up())
-        memsw_usage = _bint(cg.raw("memory.memsw.usage_in_bytes"))
+            limit = lowest(limit_of(c.raw("memory.limit_in_bytes")) for c in cg.up())
+        memsw_usage = bint(cg.raw("memory.memsw.usage_in_bytes"))
         swap_limit = swap_usage = swappiness = None
         if memsw_usage is not None:
             if hier_sw is not None:
-                swap_limit = _limit_value(hier_sw)
+                swap_limit = limit_value(hier_sw)
             else:
-                swap_limit = _min(_limit(c.raw("memory.memsw.limit_in_bytes")) for c in cg.up())
+                swap_limit = lowest(limit_of(c.raw("memory.memsw.limit_in_bytes")) for c in cg.up())
             swap_usage = stat.get("swap", max(0, memsw_usage - usage))
-            swappiness = _bint(cg.raw("memory.swappiness"))   # only matters with swap accounting
+            swappiness = bint(cg.raw("memory.swappiness"))   # only matters with swap accounting
         return Memory(
             limit=limit,
             usage=usage,
@@ -352,13 +240,13 @@ class CgroupReader:
         swap_raw = cg.raw("memory.swap.current")
         swap_limit = None
         if swap_raw is not None:
-            swap_limit = _min(_limit(c.raw("memory.swap.max")) for c in ancestors)
+            swap_limit = lowest(limit_of(c.raw("memory.swap.max")) for c in ancestors)
         return Memory(
-            limit=_min(_limit(c.raw("memory.max")) for c in ancestors),
-            usage=_bint(usage_raw) or 0,
-            stat=_named(cg.raw("memory.stat"), _V2_STAT_KEYS),
+            limit=lowest(limit_of(c.raw("memory.max")) for c in ancestors),
+            usage=bint(usage_raw) or 0,
+            stat=named(cg.raw("memory.stat"), _V2_STAT_KEYS),
             swap_limit=swap_limit,
-            swap_usage=_bint(swap_raw),
+            swap_usage=bint(swap_raw),
         )
 
     # -- cpus ----------------------------------------------------------------
@@ -400,14 +288,14 @@ class CgroupReader:
                 raw = c.raw("cpu.max")
                 parts = raw.split() if raw else []
                 if len(parts) == 2 and parts[0] != b"max":
-                    quota, period = _bint(parts[0]), _bint(parts[1])
+                    quota, period = bint(parts[0]), bint(parts[1])
                 else:
                     continue
             else:
-                quota = _bint(c.raw("cpu.cfs_quota_us"))
+                quota = bint(c.raw("cpu.cfs_quota_us"))
                 if quota is None or quota <= 0:
                     continue   # -1: no quota here (the period does not matter)
-                period = _bint(c.raw("cpu.cfs_period_us"))
+                period = bint(c.raw("cpu.cfs_period_us"))
             if quota is not None and period and quota > 0:
                 ratios.append(quota / period)
         return min(ratios) if ratios else None
@@ -417,7 +305,7 @@ class CgroupReader:
         if cg is None:
             return None
         if cg.v2:
-            stat = _named(cg.raw("cpu.stat"), _CPU_STAT_KEYS)
+            stat = named(cg.raw("cpu.stat"), _CPU_STAT_KEYS)
             if "usage_usec" not in stat:
                 cg.check_exists()
                 return None
@@ -425,15 +313,15 @@ class CgroupReader:
                             system_ns=stat.get("system_usec", 0) * 1000)
         raw = cg.raw("cpuacct.usage_all")
         if raw is not None:
-            per_cpu = _usage_all(raw)
+            per_cpu = usage_all(raw)
             if per_cpu:
                 return CpuUsage(user_ns=sum(u for u, _ in per_cpu.values()),
                                 system_ns=sum(s for _, s in per_cpu.values()),
                                 per_cpu=per_cpu)
-        user, system = _bint(cg.raw("cpuacct.usage_user")), _bint(cg.raw("cpuacct.usage_sys"))
+        user, system = bint(cg.raw("cpuacct.usage_user")), bint(cg.raw("cpuacct.usage_sys"))
         if user is not None and system is not None:
             return CpuUsage(user_ns=user, system_ns=system)
-        total = _bint(cg.raw("cpuacct.usage"))
+        total = bint(cg.raw("cpuacct.usage"))
         if total is None:
             cg.check_exists()
             return None

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lxcfs_toolkit import kernfile
+from lxcfs_toolkit.cgroupfiles import parse_cpu_list
 from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    parse_cpu_list,
     pruned_membership,
 )
 from lxcfs_toolkit.heldgil import read_small

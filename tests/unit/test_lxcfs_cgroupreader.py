@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from lxcfs_toolkit.blkio import parse_blkio
+from lxcfs_toolkit.cgroupfiles import parse_cpu_list
 from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    parse_blkio,
-    parse_cpu_list,
     pruned_membership,
 )
 from lxcfs_toolkit.views.inputs import CpuSet, DiskCounters
