@@ -26,7 +26,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import both, cpu_line, make_container, ratio, rounds, run, summary, timed_cpu
+from common import (
+    both,
+    cpu_line,
+    ensure_bytecode,
+    make_container,
+    ratio,
+    rounds,
+    run,
+    summary,
+    timed_cpu,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pyroute2", "pyudev", "fuse")
@@ -53,6 +63,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    ensure_bytecode()
 
     help_time, help_cpu = help_check(args.python)
     work = Path(tempfile.mkdtemp(prefix="sct-bench-"))
@@ -78,7 +89,10 @@ def main() -> None:
         env = dict(os.environ, SYSCONTAINER_ENGINE="runc", SYSCONTAINER_RUNTIME_ROOT=root,
                    SYSCONTAINER_STATE_DIR=str(work / "state"),
                    SYSCONTAINER_UDEV_RULES_DIR=str(work / "udev"))
-        cli = [args.python, "-m", "syscontainer_tools"]
+        # the console script next to the interpreter, as a user runs it (not python -m,
+        # whose runpy costs start-up a user never pays)
+        script = Path(args.python).parent / "syscontainer-tools"
+        cli = [str(script)] if script.exists() else [args.python, "-m", "syscontainer_tools"]
         add = [*cli, "add-device", cid, f"{loop}:/dev/bench"]
         rm = [*cli, "remove-device", cid, f"{loop}:/dev/bench"]
         sh_add = ["sh", "-c", f"nsenter -t {pid} -m mknod /dev/bench b {major} {minor} && "

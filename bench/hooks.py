@@ -30,11 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_bundle, run, start
+from common import ensure_bytecode, make_bundle, run, start
 
 BIN = Path(sys.executable).parent
 PREFIX = f"sctbh{os.getpid() % 10000}"
 PERF = shutil.which("perf")
+NO_BYTECODE = "--no-bytecode" in sys.argv
 
 
 class Bench:
@@ -51,12 +52,16 @@ class Bench:
 
     def shim(self, times: Path, profile: Path | None = None) -> Path:
         path = self.work / f"shim-{times.stem}"
-        hook = (f'{sys.executable} -m cProfile -o {profile}.$$ -m syscontainer_tools.hooks'
-                if profile else str(BIN / "syscontainer-hooks"))
+        # --no-bytecode: the package's __pycache__ is gone and the hook writes none
+        nocache = "export PYTHONDONTWRITEBYTECODE=1\n" if NO_BYTECODE else ""
+        # the profile is of CPU time (bench/cpuprofile.py): waits for a core do not count
+        hook = (f'{sys.executable} {Path(__file__).parent / "cpuprofile.py"} {profile}.$$ '
+                'syscontainer_tools.hooks' if profile else str(BIN / "syscontainer-hooks"))
         if PERF and not profile:  # the hook's CPU time (task-clock, ms) as well
             hook = f"{PERF} stat -x, -e task-clock -o {times}.cpu --append -- {hook}"
         path.write_text(
             "#!/bin/sh\n"
+            f"{nocache}"
             "t0=$(date +%s%N)\n"
             f'{hook} "$@"\n'
             "rc=$?\n"
@@ -131,6 +136,15 @@ class Bench:
                 print(f"cleanup: {err}", file=sys.stderr)
 
 
+def drop_bytecode() -> None:
+    """Remove the package's cached bytecode (as a package installed
+    without it would be); the hook's shim keeps it from writing any."""
+    root = Path(__file__).resolve().parent.parent / "syscontainer_tools"
+    for cache in root.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    print("bytecode: none cached for syscontainer_tools, none written by the hook")
+
+
 def floor(runs: int, cpu: list[float] | None = None) -> list[float]:
     """Wall ms of ``python -c pass``; its CPU ms appended to ``cpu``."""
     import resource
@@ -158,12 +172,19 @@ def perf_ms(path: Path) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--runs", type=int, default=10)
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="time the hook without cached bytecode of the package (removed "
+                         "first, none written; compiled again at the end)")
     ap.add_argument("--profile", action="store_true",
                     help="run the full container's prestart under cProfile (not timed "
                          "fairly then) and print where its time goes")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    if args.no_bytecode:
+        drop_bytecode()
+    else:
+        ensure_bytecode()
     work = Path(tempfile.mkdtemp(prefix="sct-bench-hooks-"))
     bench = Bench(work)
     try:
@@ -210,11 +231,13 @@ def main() -> None:
             stats = pstats.Stats(str(runs[0]))
             for extra in runs[1:]:
                 stats.add(str(extra))
-            print(f"\nwhere the full prestart's time goes ({len(runs)} runs, cProfile):")
-            stats.sort_stats("cumulative").print_stats(35)
+            print(f"\nwhere the full prestart's CPU time goes ({len(runs)} runs, cProfile):")
+            stats.sort_stats("cumulative").print_stats(60)
     finally:
         bench.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+        if args.no_bytecode:
+            ensure_bytecode()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_bundle, run, start
+from common import ensure_bytecode, make_bundle, run, start
 
 BIN = Path(sys.executable).parent
 PREFIX = f"sctbs{os.getpid() % 10000}"
@@ -161,6 +161,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    ensure_bytecode()
     factors = [int(f) for f in args.factors.split(",")]
     work = Path(tempfile.mkdtemp(prefix="sct-bench-scale-"))
     try:

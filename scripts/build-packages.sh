@@ -36,7 +36,14 @@ mkdir "$work/src"
 tar -C "$root" -c --exclude=./.git --exclude=./.venv --exclude=./dist --exclude=./build \
     --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache \
     --exclude=.mypy_cache --exclude=.ruff_cache . | tar -C "$work/src" -x
-"$py" -m build --outdir "$out" "$work/src" >"$out/build.log" 2>&1 \
+# With the interpreter's own setuptools when it is 70.1 or newer (pyproject's
+# build-system wants 64, but only from 69.3 is the sdist named as PEP 625
+# says, and from 70.1 no wheel package is needed): no index needed (the VM
+# roots have none).  Otherwise build fetches one into an isolated environment.
+iso=()
+"$py" -c 'import setuptools, sys; sys.exit(tuple(map(int, setuptools.__version__.split(".")[:2])) < (70, 1))' \
+    2>/dev/null && iso=(--no-isolation)
+"$py" -m build "${iso[@]}" --outdir "$out" "$work/src" >"$out/build.log" 2>&1 \
     || { cat "$out/build.log" >&2; exit 1; }
 sdist=$out/syscontainer_tools-$version.tar.gz
 wheel=$out/syscontainer_tools-$version-py3-none-any.whl

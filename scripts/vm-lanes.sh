@@ -5,8 +5,12 @@
 #      and booted with systemd as init: tests/vm/systemd
 #   2. Debian 11 bullseye (Python 3.9, kernel 5.10) and
 #   3. Debian 13 trixie (Python 3.13, kernel 6.12), roots made by
-#      tests/vm/mkroot.sh under .vm/roots, each with its own kernel and python3,
-#      on the native host's cgroup layout (v1 controllers, as openEuler 22.03)
+#      tests/vm/mkroot.sh under .vm/roots.  In each: the whole suite with the
+#      root's python3 and user space (runc, iproute2, util-linux of that
+#      release) on this host's kernel at native speed (tests/vm/inroot.sh:
+#      the root pivoted to in a mount and PID namespace of its own), then the
+#      tests that depend on the kernel booted with the root's own kernel, on
+#      the native host's cgroup layout (v1 controllers, as openEuler 22.03)
 #      and on pure v2 (one root per suite, booted twice).
 #
 #   scripts/vm-lanes.sh             every lane, the distribution guests with
@@ -28,14 +32,12 @@ case "${1:-}" in
     "") ;;
     *) echo "vm-lanes.sh: unknown argument $1 (--full, --distros or nothing)" >&2; exit 2 ;;
 esac
-# what the distribution guests run in CI: system tests that use its kernel's
-# mount API (5.10 has no mount_setattr: the fallback runs), devices, lookup and
-# the guest's layout.  The unit tests (the whole package on that Python) need
-# the root's python3 but not its kernel: they run in the root by chroot
-# (tests/vm/inroot.sh), in seconds rather than minutes under emulation.
+# what the distribution guests boot their own kernel for: system tests that
+# use its mount API (5.10 has no mount_setattr: the fallback runs), devices,
+# lookup and the guest's layout.  The whole suite runs in the root first
+# (tests/vm/inroot.sh), in minutes rather than hours under emulation.
 SUBSET=(tests/system/test_paths.py tests/system/test_device.py
         tests/system/test_core.py tests/vm/test_guest.py)
-UNIT=1
 # on pure v2: the guest's layout and the v2 device and module tests that pass
 # in the Debian 12 guest (scripts/test.sh's smoke selection)
 SUBSET_V2=(tests/vm/test_guest.py
@@ -44,7 +46,7 @@ SUBSET_V2=(tests/vm/test_guest.py
            tests/vm/test_v2_nic_modules.py::test_kernel_modules_at_prestart
            tests/vm/test_v2_nic_modules.py::test_missing_kernel_module_fails_start)
 if [ "$full" = 1 ]; then
-    SUBSET=(tests) UNIT=0
+    SUBSET=(tests)
     SUBSET_V2=(tests/vm tests/system/test_device_v2.py)
 fi
 
@@ -94,13 +96,11 @@ for suite in "${SUITES[@]}"; do
         continue
     fi
     echo "== VM lane $suite: root ready in ${dt}s"
-    if [ "$UNIT" = 1 ]; then
-        t0=$(date +%s)
-        tests/vm/inroot.sh "$dir" python -m pytest -p no:cacheprovider tests/unit -q -rfE
-        s=$?
-        echo "== $suite unit tests (its python3, by chroot) ... finished with status $s in $(( $(date +%s) - t0 ))s"
-        [ "$s" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$s
-    fi
+    t0=$(date +%s)
+    tests/vm/inroot.sh "$dir" python -m pytest -p no:cacheprovider tests -q -rfE
+    s=$?
+    echo "== VM lane $suite-inroot (the whole suite, its python3 and user space, this kernel) ... finished with status $s in $(( $(date +%s) - t0 ))s"
+    [ "$s" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$s
     lane --name "$suite-hybrid" --root "$dir" --cgroup hybrid -- "${SUBSET[@]}" -q -rfE
     # pure v2 there too (the root has no podman, crun or C lxcfs to compare with)
     lane --name "$suite-v2" --root "$dir" --cgroup v2 -- "${SUBSET_V2[@]}" -q -rfE

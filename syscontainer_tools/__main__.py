@@ -1,3 +1,3 @@
-from .cli import main
+from .quickcli import main
 
 main()

@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from .resources.state import DEFAULT_STATE_DIR, Record, StateStore
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .container import Container
     from .engines import Engine
     from .resources.devspec import DeviceRef, DeviceSpec
@@ -34,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .resources.routespec import RouteSpec
 
 Apply = Callable[["Container", Record], list[str]]
-Rows = list[dict[str, Any]]
+Rows = list[dict[str, "Any"]]
 
 
 @dataclass(frozen=True)

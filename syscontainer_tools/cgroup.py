@@ -7,14 +7,14 @@ host mounts each hierarchy (read from /proc/self/mountinfo, not assumed).
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from dataclasses import dataclass, field
 
 from . import mountinfo
 from .errors import ToolError
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

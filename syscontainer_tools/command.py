@@ -7,14 +7,16 @@ names the command and its exit status.
 
 from __future__ import annotations
 
-import logging
 import os
-import shlex
-import subprocess
 
 from .errors import ToolError
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # subprocess is imported by run(): most commands never run one
+if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
+
+log = get_logger(__name__)
 
 # What the engine CLIs read to find their daemon (CONTRACT: passed through)
 KEEP_ENV = ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR", "OVS_RUNDIR",
@@ -42,6 +44,9 @@ def last_line(text: str) -> str:
 
 def run(argv: list[str], *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; with ``check`` a non-zero exit is a ToolError naming it."""
+    import shlex
+    import subprocess
+
     cmd = shlex.join(argv)
     log.debug("+ %s", cmd)
     try:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import syscalls
 from .errors import ToolError
+from .log import get_logger
+from .quickjson import loads as json_loads  # json.loads without importing json
 from .textenum import TextEnum
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+log = get_logger(__name__)
 
 
 class Engine(TextEnum):
@@ -119,7 +122,7 @@ def load_spec(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
-            spec = json.load(f)
+            spec = json_loads(f.read())
     except FileNotFoundError:
         raise ToolError(f"bundle {bundle} has no config.json") from None
     except ValueError as err:

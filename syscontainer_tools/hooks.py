@@ -132,9 +132,9 @@ def kernel_modules(env: dict[str, str]) -> list[str]:
 
 
 def _log() -> Any:
-    import logging
+    from .log import get_logger
 
-    return logging.getLogger("syscontainer_tools.hooks")
+    return get_logger("syscontainer_tools.hooks")
 
 
 def load_modules(names: list[str]) -> None:
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)
         from . import log as logsetup
 
-        logsetup.setup(debug=args.debug, logfile=args.log, stderr=True)
+        logsetup.setup(debug=args.debug, logfile=args.log, stderr=True, defer=True)
         log = _log()
         if args.state == "prestart":
             for line in prestart(state, args.state_dir):

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -45,8 +44,9 @@ from dataclasses import dataclass
 from . import ns, syscalls
 from .errors import Conflict, ToolError
 from .inroot import open_in_root, open_parent
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Ident = tuple[int, int]
 

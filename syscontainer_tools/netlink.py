@@ -19,28 +19,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
-import shutil
-import signal
-import string
-import subprocess
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from . import syscalls
 from .errors import NotFound, ToolError
+from .log import get_logger
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
+    from typing import Any
+
     from .container import Container
     from .rtnl import Handle as IPRoute
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IFNAMSIZ = 16  # including the NUL: at most 15 characters
 PIN_DIR = "/run/syscontainer-tools/netns"
 IFF_UP = 0x1
-_NAME_CHARS = string.ascii_lowercase + string.digits
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 # --- names ----------------------------------------------------------------
@@ -127,7 +126,9 @@ def container_netns(container: Container, pidfd: int) -> Iterator[int]:
     try:
         # /proc/PID named the process the pidfd pins only if it is alive now.
         try:
-            signal.pidfd_send_signal(pidfd, 0)
+            import _signal  # signal's C half: signal.py's enums cost start-up
+
+            _signal.pidfd_send_signal(pidfd, 0)
         except ProcessLookupError:
             raise ToolError(f"container {container.id}: its init (pid {container.pid}) "
                             "is gone") from None
@@ -287,6 +288,8 @@ def _ovs(*args: str) -> subprocess.CompletedProcess[str]:
 
 def is_ovs_bridge(name: str) -> bool:
     """Whether ``name`` is an Open vSwitch bridge (``ovs-vsctl br-exists``)."""
+    import shutil
+
     if shutil.which("ovs-vsctl") is None:
         return False
     return _ovs("br-exists", name).returncode == 0
@@ -302,6 +305,8 @@ def ovs(*args: str) -> str:
 
 def ovs_port_bridge(port: str) -> str | None:
     """The OVS bridge that has ``port``, or None."""
+    import shutil
+
     if shutil.which("ovs-vsctl") is None:
         return None
     proc = _ovs("port-to-br", port)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from . import syscalls
 from .errors import ToolError
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 MNT = syscalls.CLONE_NEWNS
 NET = syscalls.CLONE_NEWNET
@@ -85,7 +87,9 @@ def _child(pidfd: int, pid: int, flags: int, chroot: bool,
     try:
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY) if chroot else -1
         # /proc/PID named the process the pidfd pins only if it is still alive now.
-        signal.pidfd_send_signal(pidfd, 0)
+        import _signal  # signal's C half: signal.py's enums cost start-up
+
+        _signal.pidfd_send_signal(pidfd, 0)
         syscalls.setns(pidfd, flags, f"namespaces of pid {pid}")
         if chroot:
             _enter_root(rootfd, rootfs, host_root)

@@ -16,11 +16,14 @@ renamed while being set down takes two calls (see netlink.down_and_rename).
 
 from __future__ import annotations
 
+import _socket  # socket's C half: socket.py's enum conversions cost start-up
 import os
-import socket
 import struct
 import threading
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
@@ -91,17 +94,17 @@ def _link_attrs(kwargs: dict[str, Any]) -> bytes:
 
 
 def _family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
+    return _socket.AF_INET6 if ":" in address else _socket.AF_INET
 
 
 def _ip(address: str) -> bytes:
-    return socket.inet_pton(_family(address), address)
+    return _socket.inet_pton(_family(address), address)
 
 
 # --- decoding -------------------------------------------------------------
 
 def _attrs(data: bytes, offset: int, table: dict[int, tuple[str, str]],
-           family: int = socket.AF_INET) -> dict[str, Any]:
+           family: int = _socket.AF_INET) -> dict[str, Any]:
     out: dict[str, Any] = {}
     while offset + 4 <= len(data):
         length, number = struct.unpack_from("=HH", data, offset)
@@ -120,7 +123,7 @@ def _attrs(data: bytes, offset: int, table: dict[int, tuple[str, str]],
         elif kind == "mac":
             out[name] = ":".join(f"{b:02x}" for b in payload)
         elif kind == "ip":
-            out[name] = socket.inet_ntop(family, payload)
+            out[name] = _socket.inet_ntop(family, payload)
         elif kind == "linkinfo":
             out[name] = _attrs(payload, 0, {IFLA_INFO_KIND: ("IFLA_INFO_KIND", "str")})
         elif kind == "multipath":
@@ -169,14 +172,14 @@ def _route(data: bytes) -> dict[str, Any]:
 class Handle:
     """A route-netlink socket in one network namespace (pyroute2's ``IPRoute`` subset)."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: _socket.socket):
         self._sock = sock
         self._seq = 0
 
     @classmethod
     def open(cls) -> Handle:
         """A handle in this thread's network namespace."""
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC,
                              NETLINK_ROUTE)
         try:
             sock.bind((0, 0))
@@ -303,7 +306,7 @@ class Handle:
     def addr(self, command: str, index: int, address: str, prefixlen: int) -> None:
         family = _family(address)
         body = _IFADDRMSG.pack(family, prefixlen, 0, 0, index) + _attr(1, _ip(address))
-        if family == socket.AF_INET:
+        if family == _socket.AF_INET:
             body += _attr(2, _ip(address))  # IFA_LOCAL, as ip(8) and pyroute2 send it
         if command == "add":
             self._request(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
@@ -313,7 +316,7 @@ class Handle:
             raise ValueError(f"addr command {command!r}")
 
     def get_addr(self, index: int | None = None,
-                 family: int = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+                 family: int = _socket.AF_UNSPEC) -> list[dict[str, Any]]:
         msgs = self._request(RTM_GETADDR, NLM_F_DUMP, _IFADDRMSG.pack(family, 0, 0, 0, 0), _addr)
         return [m for m in msgs if index is None or m["index"] == index]
 
@@ -326,7 +329,7 @@ class Handle:
         an add is a static unicast route, as pyroute2 makes it."""
         address, _, length = dst.partition("/")
         fam = family if family is not None else _family(address)
-        dst_len = int(length) if length else (128 if fam == socket.AF_INET6 else 32)
+        dst_len = int(length) if length else (128 if fam == _socket.AF_INET6 else 32)
         if command == "add":
             msg_type, flags, proto, rtype = (RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                                              RTPROT_STATIC, RTN_UNICAST)
@@ -337,7 +340,7 @@ class Handle:
         body = _RTMSG.pack(fam, dst_len, 0, 0, table if table < 256 else 252, proto, scope,
                            rtype, 0)
         if dst_len:
-            body += _attr(1, socket.inet_pton(fam, address))
+            body += _attr(1, _socket.inet_pton(fam, address))
         if table >= 256:
             body += _attr(15, _U32.pack(table))
         if gateway:
@@ -348,7 +351,7 @@ class Handle:
             body += _attr(4, _U32.pack(oif))
         self._request(msg_type, flags, body)
 
-    def get_routes(self, family: int = socket.AF_UNSPEC,
+    def get_routes(self, family: int = _socket.AF_UNSPEC,
                    table: int | None = None) -> list[dict[str, Any]]:
         msgs = self._request(RTM_GETROUTE, NLM_F_DUMP,
                              _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _route)

@@ -7,11 +7,15 @@ through ``quietly``, which logs what it could not do."""
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
-from typing import Any
 
-log = logging.getLogger(__name__)
+from .log import get_logger
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+log = get_logger(__name__)
 
 
 def quietly(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

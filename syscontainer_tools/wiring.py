@@ -18,15 +18,18 @@ poststop.  What wires a container depends on its engine:
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from .container import Container
 from .errors import ToolError
+from .log import get_logger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+log = get_logger(__name__)
 
 HOOK = "syscontainer-hooks"
 WRAPPER = "syscontainer-runc"

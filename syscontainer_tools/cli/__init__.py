@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from .. import typerapp
+from ..commands import LOG as _LOG  # the failure lines go to --log, not twice to stderr
+from ..commands import Options
+from ..commands import report as report  # what selinux.py prints with
 from ..errors import ToolError
 from ..typerapp import (
     DebugOption,
@@ -29,12 +31,7 @@ from ..typerapp import (
     show_version,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..api import Outcome, Tools
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-_LOG = "syscontainer_tools.cli"  # the failure lines go to --log, not twice to stderr
 
 app = Typer(
     name="syscontainer-tools",
@@ -45,24 +42,6 @@ app = Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass
-class Options:
-    engine: str = "auto"
-    runtime_root: str | None = None
-    state_dir: str = "/var/lib/syscontainer-tools"
-    debug: bool = False
-
-    @property
-    def tools(self) -> Tools:
-        """The library API, pointed where the global options say."""
-        from ..api import Tools
-        from ..engines import Engine
-
-        engine = Engine.parse(self.engine)
-        return Tools(None if engine is Engine.AUTO else engine, self.runtime_root,
-                     self.state_dir)
 
 
 _options = Options()
@@ -134,44 +113,10 @@ UpdateConfigOnly = Annotated[bool, typer.Option(
     "--update-config-only", help="only save the change; it is applied at the next start")]
 
 
-def report(outcome: Outcome, ref: str) -> None:
-    """Print a changing command's result lines, and say when the container
-    was not running (the change is saved; whether it is applied when the
-    container starts depends on the hooks being wired)."""
-    echo_lines(outcome.lines)
-    not_running_note(outcome.container, ref)
-
-
 def show(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *, fmt: str,
          pretty: bool, title: str) -> None:
     """The shape of every list command: the saved record's rows."""
     render(rows, columns, fmt=fmt, pretty=pretty, title=title)
-
-
-def echo_lines(lines: Iterable[str]) -> None:
-    """Print result lines; they also go to the --log file, if any."""
-    import logging
-
-    log = logging.getLogger("syscontainer_tools.cli")
-    for line in lines:
-        typer.echo(line)
-        log.info("%s", line)
-
-
-def not_running_note(container: Any, ref: str) -> None:
-    if container.running:
-        return
-    from .. import wiring
-
-    wired = wiring.of(container)
-    if wired.prestart:
-        typer.echo(f"Container {ref} is not running: the change is saved and applied "
-                   "when it starts.", err=True)
-    else:
-        typer.echo(f"Container {ref} is not running: the change is saved, but it is NOT "
-                   f"applied when it starts: {wired.how}.", err=True)
-        if wired.fix:
-            typer.echo(f"Hint: to wire it: {wired.fix}", err=True)
 
 
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *,

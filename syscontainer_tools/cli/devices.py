@@ -6,16 +6,15 @@ imported when one of these commands runs, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
+from .. import commands
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, show
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..resources.devspec import DeviceSpec
-    from ..resources.qos import QosSpec
+    pass
 
 T = TypeVar("T")
 
@@ -49,40 +48,6 @@ FollowPartition = Annotated[bool, typer.Option(
     "--follow-partition", help="also the partitions of a whole disk")]
 
 
-def _qos_specs(values: dict[str, list[str] | None], action: str) -> list[QosSpec]:
-    from ..errors import SpecError
-    from ..resources.qos import QosKind, QosSpec
-
-    out = []
-    for key, texts in values.items():
-        for text in texts or []:
-            try:
-                out.append(QosSpec.parse(QosKind.from_key(key), text))
-            except SpecError as err:
-                raise err.with_action(action) from None
-    return out
-
-
-def _parsed(texts: list[str], parse: Callable[[str], T]) -> list[T]:
-    """Each device argument parsed; a bad one fails as ``parse device``."""
-    from ..errors import SpecError
-
-    try:
-        return [parse(text) for text in texts]
-    except SpecError as err:
-        raise err.with_action("parse device") from None
-
-
-def _device_spec(text: str) -> DeviceSpec:
-    """``HOST[:CTR][:PERM]``, its host path checked to be a device."""
-    from ..resources.blockdev import HostDevice
-    from ..resources.devspec import DeviceSpec
-
-    spec = DeviceSpec.parse(text)
-    HostDevice.probe(spec.host, text)
-    return spec
-
-
 @command("add-device", "add device")
 def add_device(
     container: Container,
@@ -104,13 +69,11 @@ def add_device(
     Example: syscontainer-tools add-device web1 /dev/sdb:/dev/sdc:rw
     --device-read-bps /dev/sdb:10m
     """
-    specs = _parsed(devices, _device_spec)
-    qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
-                      "write_bps": device_write_bps, "read_iops": device_read_iops,
-                      "write_iops": device_write_iops}, "add device")
-    report(options().tools.add_devices(container, specs, qos=qos,
-                                       follow_partition=follow_partition, force=force,
-                                       update_config_only=update_config_only), container)
+    commands.add_device(options(), container, devices, {
+        "weight": blkio_weight_device, "read_bps": device_read_bps,
+        "write_bps": device_write_bps, "read_iops": device_read_iops,
+        "write_iops": device_write_iops}, follow_partition=follow_partition, force=force,
+        update_config_only=update_config_only)
 
 
 @command("remove-device", "remove device")
@@ -125,11 +88,7 @@ def remove_device(
 
     Example: syscontainer-tools remove-device web1 /dev/sdb:/dev/sdc
     """
-    from ..resources.devspec import DeviceRef
-
-    refs = _parsed(devices, DeviceRef.parse)
-    report(options().tools.remove_devices(container, refs, follow_partition=follow_partition),
-           container)
+    commands.remove_device(options(), container, devices, follow_partition=follow_partition)
 
 
 @command("list-device", "list device")
@@ -167,7 +126,7 @@ def update_device(
 
     Example: syscontainer-tools update-device web1 --device-write-iops /dev/sdb:500
     """
-    qos = _qos_specs({"weight": blkio_weight_device, "read_bps": device_read_bps,
-                      "write_bps": device_write_bps, "read_iops": device_read_iops,
-                      "write_iops": device_write_iops}, "update device")
-    report(options().tools.update_devices(container, qos), container)
+    commands.update_device(options(), container, {
+        "weight": blkio_weight_device, "read_bps": device_read_bps,
+        "write_bps": device_write_bps, "read_iops": device_read_iops,
+        "write_iops": device_write_iops})

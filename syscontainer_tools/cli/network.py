@@ -10,6 +10,7 @@ import typer
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Tools
 
+from .. import commands
 from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
 
 _Text = Optional[str]
@@ -45,11 +46,8 @@ def add_nic(
     Example: syscontainer-tools add-nic web1 --type veth --name eth1 --ip 10.0.0.2/24
     --bridge br0
     """
-    from ..resources.nicspec import Nic
-
-    nic = Nic.parse(type=type, name=name, ip=ip, mac=mac, bridge=bridge, mtu=mtu, qlen=qlen)
-    report(options().tools.add_nic(container, nic, update_config_only=update_config_only,
-                                   force=force), container)
+    commands.add_nic(options(), container, type=type, name=name, ip=ip, mac=mac, bridge=bridge,
+                     mtu=mtu, qlen=qlen, update_config_only=update_config_only, force=force)
 
 
 @command("remove-nic", "remove network interface")
@@ -64,10 +62,7 @@ def remove_nic(
 
     Example: syscontainer-tools remove-nic web1 --type veth --name eth1
     """
-    from ..resources.nicspec import NicName, NicType
-
-    kind = NicType.parse(type) if type else None
-    report(options().tools.remove_nic(container, NicName.parse(name), kind), container)
+    commands.remove_nic(options(), container, name=name, type=type)
 
 
 @command("update-nic", "update network interface")
@@ -107,10 +102,7 @@ def add_route(
 
     Example: syscontainer-tools add-route web1 '[{"dest":"10.1.0.0/16","gw":"10.0.0.1"}]'
     """
-    from ..resources.routespec import parse_routes
-
-    report(options().tools.add_routes(container, parse_routes(routes),
-                                      update_config_only=update_config_only), container)
+    commands.add_route(options(), container, routes, update_config_only=update_config_only)
 
 
 @command("remove-route", "remove route")
@@ -126,10 +118,7 @@ def remove_route(
 
     Example: syscontainer-tools remove-route web1 '[{"dest":"10.1.0.0/16"}]'
     """
-    from ..resources.routespec import parse_routes
-
-    report(options().tools.remove_routes(container, parse_routes(routes, pattern=True),
-                                         update_config_only=update_config_only), container)
+    commands.remove_route(options(), container, routes, update_config_only=update_config_only)
 
 
 def _filtered_list(name: str, action: str, what: str, example: str, model: str,

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from . import Container, Format, Pretty, UpdateConfigOnly, command, options, report, show
+from .. import commands
+from . import Container, Format, Pretty, UpdateConfigOnly, command, options, show
 
 _PATHS_HELP = "HOSTPATH:CONTAINERPATH[:OPTIONS], OPTIONS a comma list of ro, rw, private, " \
               "rprivate, slave, rslave (default rw,rslave)"
@@ -24,10 +25,7 @@ def add_path(
 
     Example: syscontainer-tools add-path web1 /srv/data:/data:ro
     """
-    from ..resources.pathspec import parse_all
-
-    report(options().tools.add_paths(container, parse_all(paths),
-                                     update_config_only=update_config_only), container)
+    commands.add_path(options(), container, paths, update_config_only=update_config_only)
 
 
 @command("remove-path", "remove path")
@@ -41,9 +39,7 @@ def remove_path(
 
     Example: syscontainer-tools remove-path web1 /srv/data:/data
     """
-    from ..resources.pathspec import parse_all
-
-    report(options().tools.remove_paths(container, parse_all(paths)), container)
+    commands.remove_path(options(), container, paths)
 
 
 @command("list-path", "list path")

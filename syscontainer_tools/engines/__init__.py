@@ -19,9 +19,6 @@ container that matched.
 from __future__ import annotations
 
 import importlib
-import logging
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -30,8 +27,9 @@ from ..command import clean_env
 from ..container import Container
 from ..container import Engine as Engine  # the engines' names live with the Container value
 from ..errors import NotFound, ToolError
+from ..log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def module_of(engine: Engine) -> ModuleType:
@@ -51,6 +49,8 @@ class Candidate:
 def engines_for(selected: Engine) -> list[Engine]:
     if selected is not Engine.AUTO:
         return [selected]
+    import shutil
+
     return [e for e in Engine if e is not Engine.AUTO and shutil.which(e.binary)]
 
 
@@ -72,6 +72,8 @@ def list_all(selected: Engine, runtime_root: str | None = None) -> list[Candidat
         if listed is not None:  # read from the runtime's own files: no CLI spawned
             by_engine[engine] = listed
             continue
+        import subprocess  # only here: runc and crun are listed from their files
+
         argvs = (module.list_argvs(engine, runtime_root, selected is Engine.AUTO)
                  if hasattr(module, "list_argvs") else [module.list_argv(engine, runtime_root)])
         for argv in argvs:

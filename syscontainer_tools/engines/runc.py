@@ -10,14 +10,17 @@ which is compared with the live process before anything enters it.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from .. import command
 from ..container import Container, load_spec, start_time_or_none
 from ..errors import NotFound, ToolError
+from ..quickjson import loads as json_loads  # json.loads without importing json
 from . import Candidate, Engine, runstate
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 DEFAULT_ROOTS = {Engine.RUNC: "/run/runc", Engine.CRUN: "/run/crun"}
 
@@ -31,7 +34,7 @@ def list_argv(engine: Engine, runtime_root: str | None) -> list[str]:
 
 
 def parse_list(engine: Engine, stdout: str) -> list[Candidate]:
-    rows = json.loads(stdout or "null") or []
+    rows = json_loads(stdout or "null") or []
     return [Candidate(str(r["id"]), str(r["id"]), engine) for r in rows]
 
 
@@ -67,7 +70,7 @@ def cli_state(engine: Engine, cid: str, runtime_root: str | None) -> dict[str, A
         if "does not exist" in msg or "not found" in msg.lower():
             raise NotFound(f"container {cid!r} not found in {engine.value}")
         raise ToolError(f"{' '.join(argv)} failed: {msg}")
-    data: dict[str, Any] = json.loads(proc.stdout)
+    data: dict[str, Any] = json_loads(proc.stdout)
     return data
 
 
@@ -78,7 +81,7 @@ def _recorded_start(engine: Engine, cid: str, runtime_root: str | None) -> int |
     root = runtime_root or DEFAULT_ROOTS[engine]
     try:
         with open(os.path.join(root, cid, "state.json"), encoding="utf-8") as f:
-            return int(json.load(f)["init_process_start"])
+            return int(json_loads(f.read())["init_process_start"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -22,13 +22,16 @@ caller then asks the runtime's CLI instead.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-from typing import Any
 
 from ..errors import NotFound
+from ..quickjson import loads as json_loads  # json.loads without importing json
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 # runc's own rule for container ids (libcontainer validateID)
 _RUNC_ID = re.compile(r"^[\w+\-.]+$")
@@ -91,7 +94,7 @@ def read_state(runtime: str, root: str, cid: str) -> dict[str, Any] | None:
 
 def _load(path: str) -> dict[str, Any]:
     with open(path, "rb") as f:
-        data = json.loads(f.read())
+        data = json_loads(f.read())
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a JSON object")
     return data

@@ -11,18 +11,16 @@ from sysfs.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
-import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import command
 from ..errors import SpecError, ToolError
+from ..log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYSFS = "/sys"
 UDEV_RULES_DIR = "/run/udev/rules.d"      # SYSCONTAINER_UDEV_RULES_DIR overrides (tests)
@@ -163,6 +161,8 @@ def rules_of(container_id: str, rules_dir: str | None = None) -> list[str]:
 
 
 def _quote(arg: str) -> str:
+    import re
+
     if not re.fullmatch(r"[A-Za-z0-9_./:%=+,@-]+", arg):
         raise ToolError(f"cannot put {arg!r} into a udev rule")
     return arg
@@ -213,6 +213,8 @@ def _reload() -> None:
     """Ask a running udevd to re-read its rules (it also notices on its own)."""
     if not os.path.exists("/run/udev/control"):
         return
+    import shutil
+
     udevadm = shutil.which("udevadm")
     if not udevadm:
         return

@@ -20,7 +20,6 @@ last device puts back exactly the original code.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import struct
 from collections.abc import Collection, Iterable, Sequence
@@ -28,8 +27,9 @@ from dataclasses import dataclass
 
 from .. import cgroup, syscalls
 from ..errors import ToolError
+from ..log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PERMS = "rwm"
 

@@ -10,13 +10,12 @@ The model and its saved form are in :mod:`.devspec`.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
 
 from .. import cgroup, mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, SpecError
+from ..log import get_logger
 from . import blockdev, devcgroup, devnodes, systemd_unit
 from .blockdev import HostDevice
 from .devcgroup import perm_union
@@ -24,7 +23,13 @@ from .devspec import COLUMNS, Device, DeviceRef, DeviceSpec, others_perm
 from .qos import BlkioCgroup, QosKind, QosSpec, remove_line, update_line
 from .state import Record
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Union
+
+    _Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007
+
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "Device", "DeviceSpec", "DeviceRef", "QosSpec", "QosKind", "add_devices",
            "remove_devices", "update_qos", "list_devices", "reapply", "poststop", "expand"]
@@ -147,7 +152,6 @@ def _qos_drop(stack: contextlib.ExitStack, blkio: _Blkio | None, record: Record,
     return lines
 
 
-_Blkio = Union[BlkioCgroup, systemd_unit.UnitIO]  # noqa: UP007  (run time: Python 3.9)
 
 
 def _blkio(pid: int) -> _Blkio:

@@ -15,16 +15,18 @@ import errno
 import os
 import posixpath
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import inroot, mounts, ns, syscalls, undo
 from ..container import Container
 from ..errors import Conflict
 from . import devcgroup, systemd_unit
 from .devspec import Device
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ def host_node(node: Node) -> Iterator[int]:
     container's root -- is made in a private directory on the host's /dev,
     cloned with open_tree, and the clone is attached in the container; the
     host-side name is removed again when the command ends."""
+    import tempfile  # only for containers with a user namespace
+
     workdir = tempfile.mkdtemp(prefix=".syscontainer-tools-", dir="/dev")
     path = os.path.join(workdir, "node")
     try:

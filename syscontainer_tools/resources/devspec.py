@@ -14,10 +14,13 @@ import dataclasses
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import SpecError, ToolError
 from .devcgroup import PERMS, DevRule, perm_union
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 COLUMNS = [("PathOnHost", "Host path"), ("PathInContainer", "Container path"),
            ("Major", "Major"), ("Minor", "Minor"), ("CgroupPermissions", "Permissions"),

@@ -16,20 +16,22 @@ the interface anyway, with a warning), never silently passed over.
 
 from __future__ import annotations
 
+import _socket  # socket's C half: socket.py's enum conversions cost start-up
 import contextlib
-import logging
-import socket
-from typing import TYPE_CHECKING, Any
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
+from ..log import get_logger
 from .nicspec import HostState, Nic, NicType
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from ..rtnl import Handle as IPRoute
     from .state import StateStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IFF_LOOPBACK = 0x8
 
@@ -56,7 +58,7 @@ def holders(store: StateStore, exclude: str, *, force: bool = False) -> dict[str
 
 
 def _uses_default_route(host: IPRoute, index: int) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (_socket.AF_INET, _socket.AF_INET6):
         for route in host.get_routes(family=family, table=254):
             if route["dst_len"] != 0 or route.get("RTA_DST") not in (None, "0.0.0.0", "::"):
                 continue

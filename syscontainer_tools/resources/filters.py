@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 from .. import jsonobject
 from ..errors import SpecError
 
-FilterValue = Union[str, int]  # noqa: UP007 - a runtime alias (Python 3.9)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Union
+
+    FilterValue = Union[str, int]  # noqa: UP007 - an alias (Python 3.9)
 
 
 def parse_filter(text: str | None, fields: Sequence[str]) -> dict[str, FilterValue]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, SpecError, ToolError
+from ..log import get_logger
 from . import eth, veth
 from .filters import parse_filter
 from .nicspec import (
@@ -33,12 +32,13 @@ from .nicspec import (
 )
 from .routespec import RouteSpec, removed_line
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import Container
     from ..rtnl import Handle as IPRoute
     from .state import Record, StateStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "FIELDS", "Nic", "NicName", "NicType", "NicUpdate", "parse_filter",
            "add_nic", "remove_nic", "update_nic", "list_nics", "find_nic", "reapply",

@@ -14,12 +14,17 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .. import netlink
 from ..errors import SpecError, ToolError
 from ..textenum import TextEnum
-from .filters import FilterValue, parse_filter
+from .filters import parse_filter
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    from .filters import FilterValue
 
 FIELDS = ("Ip", "Mac", "Mtu", "Qlen", "Type", "Bridge", "HostNicName", "CtrNicName")
 FILTER_KEYS = FIELDS  # what list-nic --filter matches

@@ -12,18 +12,21 @@ deleted there.  The mount mechanics are in :mod:`syscontainer_tools.mounts`.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from .. import mounts, undo
 from ..container import Container
 from ..errors import Conflict, NotFound, ToolError
+from ..log import get_logger
 from .pathspec import COLUMNS, PathSpec, Propagation, parse_all
 from .state import Record
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "PathSpec", "Propagation", "parse_all", "add_paths", "remove_paths", "list_paths",
            "reapply", "MAX_PATHS"]

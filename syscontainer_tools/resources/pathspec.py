@@ -12,10 +12,13 @@ import enum
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .. import mounts, syscalls
 from ..errors import SpecError, ToolError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 COLUMNS = [("HostPath", "Host path"), ("ContainerPath", "Container path"),
            ("Options", "Options")]

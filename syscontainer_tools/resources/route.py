@@ -12,24 +12,26 @@ On remove, empty fields are wildcards.
 
 from __future__ import annotations
 
+import _socket  # socket's C half: socket.py's enum conversions cost start-up
 import contextlib
 import errno
-import logging
-import socket
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound, ToolError
+from ..log import get_logger
 from .filters import parse_filter
 from .routespec import COLUMNS, KEYS, RouteSpec, added_line, parse_routes, removed_line, rows
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from ..container import Container
     from ..rtnl import Handle as IPRoute
     from .state import Record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["COLUMNS", "KEYS", "parse_filter", "RouteSpec", "parse_routes", "added_line", "removed_line",
            "add_routes", "remove_routes", "list_routes", "reapply"]
@@ -41,15 +43,15 @@ RT_SCOPE_LINK = 253
 # --- netlink ------------------------------------------------------------------
 
 def _request(ctr_net: IPRoute, spec: RouteSpec) -> dict[str, Any]:
-    family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
+    family = _socket.AF_INET6 if spec.family == 6 else _socket.AF_INET
     req: dict[str, Any] = {"family": family, "table": MAIN_TABLE}
     if spec.dest == "default":
-        req["dst"] = "::/0" if family == socket.AF_INET6 else "0.0.0.0/0"
+        req["dst"] = "::/0" if family == _socket.AF_INET6 else "0.0.0.0/0"
     else:
         req["dst"] = spec.dest
     if spec.gw:
         req["gateway"] = spec.gw
-    elif family == socket.AF_INET:
+    elif family == _socket.AF_INET:
         req["scope"] = RT_SCOPE_LINK
     if spec.src:
         req["prefsrc"] = spec.src

@@ -12,11 +12,14 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import SpecError
 from .filters import parse_filter
 from .nicspec import parse_ifname
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 KEYS = ("dest", "src", "gw", "dev")
 FILTER_KEYS = KEYS   # what list-route --filter matches

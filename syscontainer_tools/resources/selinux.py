@@ -7,15 +7,15 @@ off on the host there is nothing to relabel, and the command says so.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from .. import command
 from ..container import Container
 from ..errors import ToolError
+from ..log import get_logger
 from .state import Record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SELINUXFS = "/sys/fs/selinux"
 

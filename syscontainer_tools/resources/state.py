@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
+from ..quickjson import loads as json_loads  # json.loads without importing json
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover - the models are imported when a record is read
+    from typing import Any
+
     from .devspec import Device
     from .nicspec import Nic
     from .pathspec import PathSpec
@@ -173,15 +174,17 @@ class StateStore:
         except FileNotFoundError:
             return Record(container_id)
         try:
-            data = json.loads(raw)
+            data = json_loads(raw)
         except ValueError as err:
             raise ToolError(f"saved state {path} is not valid JSON: {err}",
                             hint="move the file away to start from an empty record") from None
         return Record.from_json(data, path)
 
     def _write(self, record: Record) -> None:
+        import json
+
         directory = self._dir(record.container_id)
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
+        fd, tmp = _temp_file(directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(record.to_json(), f, indent=1, sort_keys=True)
@@ -232,3 +235,16 @@ class StateStore:
         """Read a consistent copy of the record under the shared lock."""
         with self._lock(container_id, fcntl.LOCK_SH):
             return self._read(container_id)
+
+
+def _temp_file(directory: str) -> tuple[int, str]:
+    """A new file ``.state.PID.N.tmp`` in ``directory``, opened for writing:
+    what ``tempfile.mkstemp`` makes, without importing tempfile (and the
+    random, shutil and hashing modules behind it) on every command."""
+    for n in range(10000):
+        path = os.path.join(directory, f".state.{os.getpid()}.{n}.tmp")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise ToolError(f"cannot make a temporary file in {directory}")

@@ -15,20 +15,23 @@ programs the tool must leave to systemd.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .. import cgroup, command
 from ..errors import ToolError
+from ..log import get_logger
 from . import devcgroup
 from .devcgroup import DevRule, perm_union
 from .devspec import Device
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+log = get_logger(__name__)
 
 #: names systemd gives the device programs it attaches (bpf-devices.c)
 SYSTEMD_PROGRAMS = (b"sd_devices",)

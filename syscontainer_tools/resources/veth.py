@@ -11,13 +11,15 @@ pushes its undo on the caller's ``ExitStack``.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
 
 from .. import netlink, undo
 from ..errors import Conflict, NotFound
 from .nicspec import Nic
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from ..rtnl import Handle as IPRoute
 
 

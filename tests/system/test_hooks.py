@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import PODMAN_CGROUP_PARENT, PREFIX, run
+from .daemons import scaled
 
 pytestmark = pytest.mark.system
 
@@ -28,7 +29,8 @@ HOOK = str(BINDIR / "syscontainer-hooks")
 def hooks_for(state_dir: str, env: list[str] | None = None) -> dict:
     def entry(stage: str) -> dict:
         h = {"path": HOOK, "args": ["syscontainer-hooks", "--state", stage,
-                                    "--state-dir", state_dir], "timeout": 60}
+                                    "--state-dir", state_dir],
+             "timeout": int(scaled(60))}  # (a guest under emulation is slow)
         if env:
             h["env"] = env
         return h

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute
@@ -30,6 +28,7 @@ from .nethelpers import (
     make_standin,
     routes,
 )
+from .test_hooks import hooks_for
 
 pytestmark = pytest.mark.system
 
@@ -102,23 +101,13 @@ def test_pin_poststop_restart_reapply(make_container, tool, runtime_root, state_
         netlink.unpin(c.id, pins)
 
 
-def _hooks_for(state_dir: str) -> dict:
-    hook = str(Path(sys.executable).parent / "syscontainer-hooks")
-
-    def entry(stage: str) -> dict:
-        return {"path": hook, "args": ["syscontainer-hooks", "--state", stage,
-                                       "--state-dir", state_dir], "timeout": 60}
-
-    return {"prestart": [entry("prestart")], "poststop": [entry("poststop")]}
-
-
 def test_runc_hooks_bring_everything_back(make_container, make_loop, tool, state_dir, setup,
                                          tmp_path):
     """End to end: runc runs syscontainer-hooks at prestart and poststop; a
     device, a path, a veth on a bridge, a route and a physical-NIC stand-in
     all come back after restarts, checked from inside."""
     eth, _, mac = setup
-    c = make_container("hk-net", hooks=_hooks_for(state_dir))
+    c = make_container("hk-net", hooks=hooks_for(state_dir))
     loop = make_loop(8)
     share = tmp_path / "share"
     share.mkdir()

@@ -17,6 +17,7 @@ PACKAGES = ("syscontainer_tools", "lxcfs_toolkit")
 # layer or a lower one.  The first matching prefix decides.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("programs", ("syscontainer_tools.__main__", "syscontainer_tools.cli",
+                  "syscontainer_tools.quickcli", "syscontainer_tools.commands",
                   "syscontainer_tools.hooks", "syscontainer_tools.wrapper", "lxcfs_toolkit")),
     ("api", ("syscontainer_tools.api",)),
     ("resources", ("syscontainer_tools.resources",)),
@@ -80,7 +81,7 @@ def _layer(module: str) -> int:
 def test_the_graph_is_read() -> None:
     graph = _graph()
     assert "syscontainer_tools.resources.state" in graph["syscontainer_tools.resources.device"]
-    assert "syscontainer_tools.api" in graph["syscontainer_tools.cli"]
+    assert "syscontainer_tools.api" in graph["syscontainer_tools.commands"]
     assert "syscontainer_tools.mountinfo" in graph["lxcfs_toolkit.viewmounts"]
 
 

@@ -68,9 +68,10 @@ text = open("pyproject.toml").read()
 block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
 deps = re.findall(r'"([^"]+)"', block)
 test = re.search(r"^test = \[(.*?)\]", text, re.M | re.S).group(1)
-# what the tests import (not the linters and build tools)
+# what the tests import and run (build: tests/system/test_packaging.py makes
+# the wheel and sdist with that python3), not the linters
 deps += [d for d in re.findall(r'"([^"]+)"', test)
-         if re.split("[<>=]", d)[0] not in ("ruff", "mypy", "build", "wheel")]
+         if re.split("[<>=]", d)[0] not in ("ruff", "mypy")]
 print(" ".join(deps))
 PY
 )
@@ -83,10 +84,10 @@ wheels="$dir/opt/sctvm/wheels"
 mkdir -p "$wheels"
 "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
     --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform linux_x86_64 $deps setuptools wheel \
-    exceptiongroup tomli typing_extensions importlib_resources zipp >&2   # markers are judged by the host's python
+    --platform manylinux_2_17_x86_64 --platform linux_x86_64 $deps "pip>=22.3" setuptools wheel \
+    exceptiongroup tomli typing_extensions importlib_resources importlib_metadata zipp >&2   # markers are judged by the host's python
 chroot "$dir" /opt/sctvm/venv/bin/python -m pip install -q --disable-pip-version-check \
-    --no-index --find-links /opt/sctvm/wheels $deps >&2
+    --no-index --find-links /opt/sctvm/wheels $deps "pip>=22.3" >&2   # (pip --python: 22.3)
 site=$(chroot "$dir" /opt/sctvm/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$REPO" > "$dir$site/syscontainer-tools-worktree.pth"
 # the console scripts the tests and hooks call (pyproject's [project.scripts]),
