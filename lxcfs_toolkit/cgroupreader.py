@@ -30,17 +30,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lxcfs_toolkit import kernfile
+from lxcfs_toolkit.blkio import blkio_counters, parse_blkio, parse_io_stat
+from lxcfs_toolkit.cgroupfiles import (
+    bint,
+    limit_of,
+    limit_value,
+    lowest,
+    named,
+    parse_cpu_list,
+    usage_all,
+)
 from lxcfs_toolkit.kernfile import read_text
-from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, DiskCounters, IoStats, Memory
+from lxcfs_toolkit.views.inputs import CpuSet, CpuUsage, IoStats, Memory
 from syscontainer_tools import mountinfo
 from syscontainer_tools.cgroup import Membership, parse_membership
 from syscontainer_tools.mountinfo import V1_CONTROLLERS
 
 log = logging.getLogger(__name__)
 
-# v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on
-# x86-64); anything this large is no limit at all.
-UNLIMITED = 1 << 62
 INIT_SCOPE = "/init.scope"
 MAX_TASK_DIRS = 4096
 
@@ -83,64 +90,9 @@ def pruned_membership(text: str) -> Membership:
                       v2=None if member.v2 is None else _prune(member.v2))
 
 
-def parse_cpu_list(text: str) -> tuple[int, ...] | None:
-    """"0-3,8,10-11" -> (0, 1, 2, 3, 8, 10, 11); None when malformed."""
-    cpus: set[int] = set()
-    text = text.strip()
-    if not text:
-        return ()
-    try:
-        for part in text.split(","):
-            lo, sep, hi = part.partition("-")
-            first = int(lo)
-            last = int(hi) if sep else first
-            if first < 0 or last < first or last - first > 65536:
-                return None
-            cpus.update(range(first, last + 1))
-    except ValueError:
-        return None
-    return tuple(sorted(cpus))
-
-
-_cpu_list = functools.lru_cache(maxsize=256)(parse_cpu_list)
-
-
-def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def _limit(text: str | None) -> int | None:
-    """A limit file: None for "max", an absurdly large value, or unreadable."""
-    if text is None or text.strip() == "max":
-        return None
-    value = _int(text)
-    if value is None or value < 0 or value >= UNLIMITED:
-        return None
-    return value
-
-
-def _keyed(text: str | None) -> dict[str, int]:
-    """"key value" lines (memory.stat, cpu.stat) -> dict, skipping bad lines."""
-    out: dict[str, int] = {}
-    if not text:
-        return out
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            continue
-    return out
-
-
-def _min(values: Iterator[int | None]) -> int | None:
-    found = [v for v in values if v is not None]
-    return min(found) if found else None
+@functools.lru_cache(maxsize=256)
+def _cpu_list(raw: bytes) -> tuple[int, ...] | None:
+    return parse_cpu_list(raw.decode("ascii", "replace"))
 
 
 # memory.stat: v1 hierarchical totals -> the v2 names the views use.
@@ -159,6 +111,18 @@ _V1_STAT_NAMES = {
     "total_rss_huge": "anon_thp",
     "total_swap": "swap",
 }
+# memory.stat keys read from v1: the totals above, and the kernel's own minimum of
+# the limits up the tree (saves reading every ancestor's limit files)
+_V1_STAT_KEYS = {**{k.encode(): v for k, v in _V1_STAT_NAMES.items()},
+                 b"hierarchical_memory_limit": "hierarchical_memory_limit",
+                 b"hierarchical_memsw_limit": "hierarchical_memsw_limit"}
+# memory.stat keys the views use (views/meminfo.py)
+_V2_STAT_KEYS = {k.encode(): k for k in (
+    "anon", "file", "shmem", "file_mapped", "file_dirty", "file_writeback", "active_anon",
+    "inactive_anon", "active_file", "inactive_file", "unevictable", "anon_thp", "shmem_thp",
+    "slab", "slab_reclaimable", "slab_unreclaimable", "swapcached")}
+_CPU_STAT_KEYS = {b"usage_usec": "usage_usec", b"user_usec": "user_usec",
+                  b"system_usec": "system_usec"}
 
 
 @dataclass(frozen=True)
@@ -178,6 +142,9 @@ class Cgroup:
 
     def read(self, name: str) -> str | None:
         return kernfile.held.read_text(self.file(name))
+
+    def raw(self, name: str) -> bytes | None:
+        return kernfile.held.read(f"{self.dir}/{name}")
 
     def up(self) -> Iterator[Cgroup]:
         """This cgroup, then each ancestor up to and including the root."""
@@ -216,7 +183,7 @@ class CgroupReader:
             return None
         if path is None or path == "/":
             return None
-        return Cgroup(mount, path, v2)
+        return _chain(mount, path, v2)[0]   # one object per cgroup (its paths built once)
 
     def pressure(self, m: Membership, resource: str) -> str | None:
         """``<resource>.pressure`` of the process's v2 cgroup; None for the root or no v2."""
@@ -233,46 +200,53 @@ class CgroupReader:
         return self._memory_v2(cg) if cg.v2 else self._memory_v1(cg)
 
     def _memory_v1(self, cg: Cgroup) -> Memory | None:
-        usage_text = cg.read("memory.usage_in_bytes")
-        if usage_text is None:
+        usage_raw = cg.raw("memory.usage_in_bytes")
+        if usage_raw is None:
             cg.check_exists()
             return None
-        usage = _int(usage_text) or 0
-        raw = _keyed(cg.read("memory.stat"))
-        stat = {new: raw[old] for old, new in _V1_STAT_NAMES.items() if old in raw}
-        limit = _min(_limit(c.read("memory.limit_in_bytes")) for c in cg.up())
-        hier_limit = _limit(str(raw["hierarchical_memory_limit"])) if "hierarchical_memory_limit" in raw else None
-        limit = _min(iter((limit, hier_limit)))
-        memsw_usage = _int(cg.read("memory.memsw.usage_in_bytes"))
-        swap_limit = swap_usage = None
+        usage = bint(usage_raw) or 0
+        stat = named(cg.raw("memory.stat"), _V1_STAT_KEYS)
+        # the kernel's minimum up the tree (older kernels: without use_hierarchy the
+        # cgroup's own limit, as then no ancestor limits it); else walk up ourselves
+        hier, hier_sw = stat.pop("hierarchical_memory_limit", None), stat.pop("hierarchical_memsw_limit", None)
+        if hier is not None:
+            limit = limit_value(hier)
+        else:
+            limit = lowest(limit_of(c.raw("memory.limit_in_bytes")) for c in cg.up())
+        memsw_usage = bint(cg.raw("memory.memsw.usage_in_bytes"))
+        swap_limit = swap_usage = swappiness = None
         if memsw_usage is not None:
-            swap_limit = _min(_limit(c.read("memory.memsw.limit_in_bytes")) for c in cg.up())
+            if hier_sw is not None:
+                swap_limit = limit_value(hier_sw)
+            else:
+                swap_limit = lowest(limit_of(c.raw("memory.memsw.limit_in_bytes")) for c in cg.up())
             swap_usage = stat.get("swap", max(0, memsw_usage - usage))
+            swappiness = bint(cg.raw("memory.swappiness"))   # only matters with swap accounting
         return Memory(
             limit=limit,
             usage=usage,
             stat=stat,
             swap_limit=swap_limit,
             swap_usage=swap_usage,
-            swappiness=_int(cg.read("memory.swappiness")),
+            swappiness=swappiness,
         )
 
     def _memory_v2(self, cg: Cgroup) -> Memory | None:
-        usage_text = cg.read("memory.current")
-        if usage_text is None:
+        usage_raw = cg.raw("memory.current")
+        if usage_raw is None:
             cg.check_exists()
             return None  # memory controller not enabled for this subtree
         ancestors = [c for c in cg.up() if c.path != "/"]
-        swap_text = cg.read("memory.swap.current")
+        swap_raw = cg.raw("memory.swap.current")
         swap_limit = None
-        if swap_text is not None:
-            swap_limit = _min(_limit(c.read("memory.swap.max")) for c in ancestors)
+        if swap_raw is not None:
+            swap_limit = lowest(limit_of(c.raw("memory.swap.max")) for c in ancestors)
         return Memory(
-            limit=_min(_limit(c.read("memory.max")) for c in ancestors),
-            usage=_int(usage_text) or 0,
-            stat=_keyed(cg.read("memory.stat")),
+            limit=lowest(limit_of(c.raw("memory.max")) for c in ancestors),
+            usage=bint(usage_raw) or 0,
+            stat=named(cg.raw("memory.stat"), _V2_STAT_KEYS),
             swap_limit=swap_limit,
-            swap_usage=_int(swap_text),
+            swap_usage=bint(swap_raw),
         )
 
     # -- cpus ----------------------------------------------------------------
@@ -284,8 +258,8 @@ class CgroupReader:
         if cg is not None:
             names = ("cpuset.cpus.effective",) if cg.v2 else ("cpuset.effective_cpus", "cpuset.cpus")
             for name in names:
-                text = cg.read(name)
-                parsed = _cpu_list(text) if text is not None else None
+                raw = cg.raw(name)
+                parsed = _cpu_list(raw) if raw is not None else None
                 if parsed:
                     online = set(host_cpus)
                     allowed = tuple(c for c in parsed if c in online) or host_cpus
@@ -308,18 +282,20 @@ class CgroupReader:
             return None
         ratios: list[float] = []
         for c in cg.up():
+            if c.path == "/":
+                break   # the root has no quota (v1: fixed at -1; v2: no cpu.max)
             if cg.v2:
-                text = c.read("cpu.max")
-                parts = text.split() if text else []
-                if len(parts) == 2 and parts[0] != "max":
-                    quota, period = _int(parts[0]), _int(parts[1])
+                raw = c.raw("cpu.max")
+                parts = raw.split() if raw else []
+                if len(parts) == 2 and parts[0] != b"max":
+                    quota, period = bint(parts[0]), bint(parts[1])
                 else:
                     continue
             else:
-                quota = _int(c.read("cpu.cfs_quota_us"))
+                quota = bint(c.raw("cpu.cfs_quota_us"))
                 if quota is None or quota <= 0:
                     continue   # -1: no quota here (the period does not matter)
-                period = _int(c.read("cpu.cfs_period_us"))
+                period = bint(c.raw("cpu.cfs_period_us"))
             if quota is not None and period and quota > 0:
                 ratios.append(quota / period)
         return min(ratios) if ratios else None
@@ -329,27 +305,23 @@ class CgroupReader:
         if cg is None:
             return None
         if cg.v2:
-            stat = _keyed(cg.read("cpu.stat"))
+            stat = named(cg.raw("cpu.stat"), _CPU_STAT_KEYS)
             if "usage_usec" not in stat:
                 cg.check_exists()
                 return None
             return CpuUsage(user_ns=stat.get("user_usec", 0) * 1000,
                             system_ns=stat.get("system_usec", 0) * 1000)
-        text = cg.read("cpuacct.usage_all")
-        if text is not None:
-            per_cpu: dict[int, tuple[int, int]] = {}
-            for line in text.splitlines()[1:]:
-                parts = line.split()
-                if len(parts) == 3 and all(p.isdigit() for p in parts):
-                    per_cpu[int(parts[0])] = (int(parts[1]), int(parts[2]))
+        raw = cg.raw("cpuacct.usage_all")
+        if raw is not None:
+            per_cpu = usage_all(raw)
             if per_cpu:
                 return CpuUsage(user_ns=sum(u for u, _ in per_cpu.values()),
                                 system_ns=sum(s for _, s in per_cpu.values()),
                                 per_cpu=per_cpu)
-        user, system = _int(cg.read("cpuacct.usage_user")), _int(cg.read("cpuacct.usage_sys"))
+        user, system = bint(cg.raw("cpuacct.usage_user")), bint(cg.raw("cpuacct.usage_sys"))
         if user is not None and system is not None:
             return CpuUsage(user_ns=user, system_ns=system)
-        total = _int(cg.read("cpuacct.usage"))
+        total = bint(cg.raw("cpuacct.usage"))
         if total is None:
             cg.check_exists()
             return None
@@ -404,12 +376,15 @@ class CgroupReader:
         while pending and seen < MAX_TASK_DIRS:
             d = pending.pop()
             seen += 1
-            text = read_text(f"{d}/{name}")
-            if text is None:
+            raw = kernfile.held.read(f"{d}/{name}")
+            if raw is None:
                 if d == cg.dir:
                     cg.check_exists()
                 continue
-            tids.extend(int(t) for t in text.split() if t.isdigit())
+            try:
+                tids.extend(map(int, raw.split()))
+            except ValueError:
+                tids.extend(int(t) for t in raw.split() if t.isdigit())
             try:
                 if os.stat(d).st_nlink == 2:
                     continue   # a directory's link count is 2 + its subdirectories
@@ -421,83 +396,3 @@ class CgroupReader:
             except OSError:
                 continue
         return tids
-
-
-def parse_io_stat(text: str) -> dict[tuple[int, int], DiskCounters]:
-    """v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N"."""
-    out: dict[tuple[int, int], DiskCounters] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        dev = _devno(parts[0]) if parts else None
-        if dev is None:
-            continue
-        kv: dict[str, int] = {}
-        for item in parts[1:]:
-            key, _, value = item.partition("=")
-            if value.isdigit():
-                kv[key] = int(value)
-        out[dev] = DiskCounters(
-            reads=kv.get("rios", 0),
-            read_sectors=kv.get("rbytes", 0) // 512,
-            writes=kv.get("wios", 0),
-            write_sectors=kv.get("wbytes", 0) // 512,
-            discards=kv.get("dios", 0),
-            discard_sectors=kv.get("dbytes", 0) // 512,
-        )
-    return out
-
-
-def _devno(text: str) -> tuple[int, int] | None:
-    major, sep, minor = text.partition(":")
-    if not sep or not major.isdigit() or not minor.isdigit():
-        return None
-    return int(major), int(minor)
-
-
-def parse_blkio(text: str) -> dict[tuple[int, int], dict[str, int]]:
-    """v1 blkio files: "MAJ:MIN Op value" lines (Op: Read, Write, Discard, Total...)."""
-    out: dict[tuple[int, int], dict[str, int]] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].isdigit():
-            continue
-        dev = _devno(parts[0])
-        if dev is not None:
-            out.setdefault(dev, {})[parts[1]] = int(parts[2])
-    return out
-
-
-def blkio_counters(
-    serviced: Mapping[tuple[int, int], Mapping[str, int]],
-    service_bytes: Mapping[tuple[int, int], Mapping[str, int]],
-    io_merged: Mapping[tuple[int, int], Mapping[str, int]] | None = None,
-    io_wait_time: Mapping[tuple[int, int], Mapping[str, int]] | None = None,
-    io_service_time: Mapping[tuple[int, int], Mapping[str, int]] | None = None,
-) -> dict[tuple[int, int], DiskCounters]:
-    """Combine v1 blkio tables into per-device counters (times in ns -> ms)."""
-    empty: dict[str, int] = {}
-    merged, wait, svc = io_merged or {}, io_wait_time or {}, io_service_time or {}
-    out: dict[tuple[int, int], DiskCounters] = {}
-    for dev in set(serviced) | set(service_bytes):
-        n, b = serviced.get(dev, empty), service_bytes.get(dev, empty)
-        mg, w, s = merged.get(dev, empty), wait.get(dev, empty), svc.get(dev, empty)
-
-        def ms(op: str, w: Mapping[str, int] = w, s: Mapping[str, int] = s) -> int:
-            return (s.get(op, 0) + w.get(op, 0)) // 1_000_000
-
-        out[dev] = DiskCounters(
-            reads=n.get("Read", 0),
-            read_merged=mg.get("Read", 0),
-            read_sectors=b.get("Read", 0) // 512,
-            read_ms=ms("Read"),
-            writes=n.get("Write", 0),
-            write_merged=mg.get("Write", 0),
-            write_sectors=b.get("Write", 0) // 512,
-            write_ms=ms("Write"),
-            io_ms=s.get("Total", 0) // 1_000_000,
-            discards=n.get("Discard", 0),
-            discard_merged=mg.get("Discard", 0),
-            discard_sectors=b.get("Discard", 0) // 512,
-            discard_ms=ms("Discard"),
-        )
-    return out

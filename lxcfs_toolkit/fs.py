@@ -14,7 +14,9 @@ it only when every one of their cgroups is the same. The host's
 way for ``cache_ttl``; /proc/stat is read for every rendering (a stale host
 line next to fresh cgroup usage could make idle time go backwards).
 cgroup files and each namespace init's /proc/PID/cgroup stay open between
-renderings (``kernfile.OpenFiles``).
+renderings (``kernfile.OpenFiles``).  Whose view a reader gets (its namespace's
+init and that one's cgroups) is looked up once per ``READER_TTL`` (20 ms): a
+monitor reads its files in a burst.
 
 Everything that goes wrong while rendering is answered with EIO and logged;
 nothing a reader or a cgroup does can stop the daemon.
@@ -33,11 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lxcfs_toolkit import kernfile
+from lxcfs_toolkit.cgroupfiles import parse_cpu_list
 from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    parse_cpu_list,
     pruned_membership,
 )
 from lxcfs_toolkit.heldgil import read_small
@@ -83,6 +85,7 @@ def tree(proc: str = "/proc") -> tuple[dict[str, tuple[str, ...]], dict[str, str
     return dirs, files
 SIZE_FLOOR = 64 << 10
 MEMBERSHIPS_MAX = 4096  # parsed /proc/PID/cgroup texts kept (one per cgroup set)
+READER_TTL = 0.02  # whose view a reader gets is looked up once per round of files it reads
 CPUINFO_TTL = 1.0  # host cpuinfo is re-read at most once a second (only "cpu MHz" moves)
 
 
@@ -128,12 +131,15 @@ class LxcfsOperations:
         self._handles: dict[int, _Handle] = {}
         self._fh = itertools.count(1)
         self._cache: dict[tuple[Any, ...], tuple[float, bytes]] = {}
+        # reader pid -> (until, pid whose cgroups count, its namespace init, its cgroup text)
+        self._readers: dict[int, tuple[float, int, int | None, bytes]] = {}
         self._cache_lock = threading.Lock()
         self._next_sweep = 0.0
         self._cpuinfo: tuple[float, bytes] = (-1.0, b"")
         self._memberships: dict[bytes, Membership] = {}
         self._load_keys: dict[int, tuple[Membership, str]] = {}
         self._host_cpu_list: tuple[bytes, tuple[int, ...]] = (b"", (0,))
+        self._host_cpus_until = 0.0
         self._recent: dict[str, tuple[float, bytes]] = {}
         now_ns = time.time_ns()
         self._dir_attr = {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2,
@@ -250,15 +256,21 @@ class LxcfsOperations:
     def render(self, kind: str, pid: int) -> bytes:
         """The file ``kind`` as process ``pid`` should see it; FuseError(EIO...) on failure."""
         try:
-            target, init = self.pidns.view_pid(pid)
-            path = f"{self.proc}/{target}/cgroup"
-            # a namespace's init is looked at again and again: keep its file open
-            # (a dead process's file fails with ESRCH and is opened anew)
-            cg_text = read_small(path.encode()) if init is None else kernfile.held.read(path)
-            if cg_text is None:
-                raise ReaderGone(target)
-            key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)
             now = self.clock()
+            seen = self._readers.get(pid)
+            if seen is not None and seen[0] > now:
+                _, target, init, cg_text = seen
+            else:
+                target, init = self.pidns.view_pid(pid)
+                path = f"{self.proc}/{target}/cgroup"
+                # a namespace's init is looked at again and again: keep its file open
+                # (a dead process's file fails with ESRCH and is opened anew)
+                found = read_small(path.encode()) if init is None else kernfile.held.read(path)
+                if found is None:
+                    raise ReaderGone(target)
+                cg_text = found
+                self._readers[pid] = (now + min(READER_TTL, self.cache_ttl), target, init, cg_text)
+            key = (kind, cg_text, init) if kind == "uptime" else (kind, cg_text)
             hit = self._cache.get(key)
             if hit is not None and hit[0] > now:
                 return hit[1]
@@ -290,6 +302,8 @@ class LxcfsOperations:
                 self._next_sweep = now + 5.0
                 for k in [k for k, (exp, _) in list(self._cache.items()) if exp <= now]:
                     self._cache.pop(k, None)
+                for r in [r for r, seen in list(self._readers.items()) if seen[0] <= now]:
+                    self._readers.pop(r, None)
 
     def _host(self, name: str) -> bytes:
         data = kernfile.held.read(f"{self.proc}/{name}")
@@ -310,8 +324,14 @@ class LxcfsOperations:
         return data
 
     def _host_cpus(self) -> tuple[int, ...]:
+        """The host's online CPUs, as read at most ``cache_ttl`` ago (a sysfs file:
+        opened and closed on every read, so it is shared like host meminfo)."""
+        now = self.clock()
+        if now < self._host_cpus_until:
+            return self._host_cpu_list[1]
         text = kernfile.held.read(self.cpu_online_path)
         last_text, last = self._host_cpu_list
+        self._host_cpus_until = now + self.cache_ttl
         if text == last_text:
             return last
         cpus = parse_cpu_list(text.decode()) if text else None

@@ -139,7 +139,13 @@ class OpenFiles:
     A file not read for ``idle`` seconds is closed too: an open file of a
     removed cgroup would keep it as a dying cgroup (its memory accounting
     pinned in the kernel) for as long as the daemon holds it, and live
-    containers' readers come back long before that."""
+    containers' readers come back long before that.
+
+    No lock on the read path: a kept descriptor belongs to whoever took it out
+    of ``_fds`` (one atomic ``dict.pop``), is read by that thread only and put
+    back with ``setdefault`` (if another thread kept the same path meanwhile,
+    the second descriptor is closed). Only a descriptor's owner closes it, so
+    none is closed, and its number reused, in the middle of another's read."""
 
     def __init__(self, limit: int = HELD_MAX,
                  keepable: Callable[[int], bool] = kernel_pseudo_fs,
@@ -151,49 +157,67 @@ class OpenFiles:
         self._fds: dict[str, tuple[int, float]] = {}   # path -> (fd, last read); oldest first
         self._swept = clock()
         self._closed = False
-        self._lock = threading.Lock()   # no fd may be closed (and its number reused) mid-read
+        self._sweeping = threading.Lock()   # one sweeper at a time (readers never wait)
 
     def __len__(self) -> int:
         return len(self._fds)
 
     def _sweep(self, now: float) -> None:
         """Close the files not read for ``idle`` seconds (at most once a second)."""
-        if now - self._swept < 1.0:
+        if not self._sweeping.acquire(blocking=False):
             return
-        self._swept = now
-        while self._fds:
-            key = next(iter(self._fds))
-            fd, last = self._fds[key]
-            if now - last < self.idle:
-                break
-            del self._fds[key]
-            _close(fd)
+        try:
+            self._swept = now
+            for key, entry in list(self._fds.items()):   # oldest first
+                if now - entry[1] < self.idle:
+                    break
+                taken = self._fds.pop(key, None)
+                if taken is None:
+                    continue               # a reader has it right now
+                if now - taken[1] >= self.idle:
+                    _close(taken[0])
+                else:                       # read again meanwhile: put it back
+                    self._put(key, taken)
+        finally:
+            self._sweeping.release()
+
+    def _put(self, key: str, entry: tuple[int, float]) -> None:
+        if self._fds.setdefault(key, entry) is not entry or self._closed:
+            if self._closed and self._fds.get(key) is entry:
+                self._fds.pop(key, None)
+            _close(entry[0])
+
+    def _evict_oldest(self) -> None:
+        try:
+            oldest = next(iter(self._fds))
+        except (StopIteration, RuntimeError):   # emptied or changed meanwhile: next time
+            return
+        taken = self._fds.pop(oldest, None)
+        if taken is not None:
+            _close(taken[0])
 
     def read(self, path: str) -> bytes | None:
-        key = path
-        with self._lock:
-            now = self._clock()
+        now = self._clock()
+        if now - self._swept >= 1.0:
             self._sweep(now)
-            kept = self._fds.pop(key, None)
-            if kept is not None:
-                fd = kept[0]
-                data = pread_all(fd)
-                if data is not None:
-                    self._fds[key] = (fd, now)   # now the newest: the least recently read go first
-                    return data
-                _close(fd)                # removed (ENODEV) or dead (ESRCH): look again
-            fd = _open(key.encode(), _FLAGS)
-            if fd < 0:
-                return None
-            data = pread_all(fd)
-            if data is None or self._closed or not self.keepable(fd):
-                _close(fd)
+        kept = self._fds.pop(path, None)
+        if kept is not None:
+            data = pread_all(kept[0])
+            if data is not None:
+                self._put(path, (kept[0], now))   # now the newest: the least recently read go first
                 return data
-            if len(self._fds) >= min(self.limit, _fd_budget()):
-                oldest = next(iter(self._fds))
-                _close(self._fds.pop(oldest)[0])
-            self._fds[key] = (fd, now)
+            _close(kept[0])                  # removed (ENODEV) or dead (ESRCH): look again
+        fd = _open(path.encode(), _FLAGS)
+        if fd < 0:
+            return None
+        data = pread_all(fd)
+        if data is None or self._closed or not self.keepable(fd):
+            _close(fd)
             return data
+        if len(self._fds) >= min(self.limit, _fd_budget()):
+            self._evict_oldest()
+        self._put(path, (fd, now))
+        return data
 
     def read_text(self, path: str) -> str | None:
         data = self.read(path)
@@ -201,11 +225,15 @@ class OpenFiles:
 
     def close(self) -> None:
         """Close every kept file; later reads open and close each time."""
-        with self._lock:
-            self._closed = True
-            for fd, _ in self._fds.values():
-                _close(fd)
-            self._fds.clear()
+        self._closed = True
+        while self._fds:
+            try:
+                key = next(iter(self._fds))
+            except (StopIteration, RuntimeError):
+                continue
+            taken = self._fds.pop(key, None)
+            if taken is not None:
+                _close(taken[0])
 
 
 held = OpenFiles()

@@ -15,29 +15,34 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from lxcfs_toolkit import kernfile
 from lxcfs_toolkit.heldgil import read_small
 from lxcfs_toolkit.views.inputs import Load
 
 WINDOWS = (60.0, 300.0, 900.0)
 FORGET_AFTER = 900.0
+KEEP_TASKS = 64   # a cgroup with up to this many threads: their stat files stay open
 
 
-def count_states(tids: Iterable[int], proc: str = "/proc",
+def count_states(tids: Collection[int], proc: str = "/proc",
                  reader: int = 0) -> tuple[int, int, int]:
     """(running, uninterruptible, last tid seen alive) among the given threads.
 
     ``reader`` (the thread reading /proc/loadavg, blocked in D on the FUSE
     request right now) is not counted: an idle container would otherwise
-    always show a load of 1."""
+    always show a load of 1. The stat files of a small cgroup's threads stay
+    open (``kernfile.held``: a dead thread's file fails and is looked up anew)."""
     running = blocked = last = 0
+    keep = len(tids) <= KEEP_TASKS
     for tid in tids:
         if tid == reader:
             last = max(last, tid)
             continue
-        data = read_small(f"{proc}/{tid}/stat".encode())
+        path = f"{proc}/{tid}/stat"
+        data = kernfile.held.read(path) if keep else read_small(path.encode())
         if not data:
             continue
         end = data.rfind(b")")

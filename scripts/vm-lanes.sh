@@ -36,8 +36,12 @@ esac
 # use its mount API (5.10 has no mount_setattr: the fallback runs), devices,
 # lookup and the guest's layout.  The whole suite runs in the root first
 # (tests/vm/inroot.sh), in minutes rather than hours under emulation.
-SUBSET=(tests/system/test_paths.py tests/system/test_device.py
-        tests/system/test_core.py tests/vm/test_guest.py)
+SUBSET=(tests/vm/test_guest.py
+        tests/system/test_paths.py::test_add_directory_live
+        tests/system/test_paths.py::test_add_read_only
+        tests/system/test_paths.py::test_read_only_rootfs
+        tests/system/test_device.py::test_add_device_live
+        tests/system/test_device.py::test_qos_and_update)
 # on pure v2: the guest's layout and the v2 device and module tests that pass
 # in the Debian 12 guest (scripts/test.sh's smoke selection)
 SUBSET_V2=(tests/vm/test_guest.py

@@ -25,19 +25,37 @@ NFIELDS = 10  # user nice system idle iowait irq softirq steal guest guest_nice
 IDLE = 3
 
 
-def parse_stat(host: bytes) -> tuple[dict[int, list[int]], list[str]]:
-    """Host /proc/stat -> ({cpu: 10 counters}, the other lines)."""
-    cpus: dict[int, list[int]] = {}
-    rest: list[str] = []
-    for line in host.decode("ascii", "replace").splitlines(keepends=True):
-        if line.startswith("cpu"):
-            name, *values = line.split()
-            if name[3:].isdigit():
-                nums = [int(v) for v in values[:NFIELDS] if v.isdigit()]
-                cpus[int(name[3:])] = nums + [0] * (NFIELDS - len(nums))
-            continue
-        rest.append(line)
-    return cpus, rest
+def split_stat(host: bytes) -> tuple[dict[int, bytes], bytes]:
+    """Host /proc/stat -> ({cpu: its line, unparsed}, the rest of the file as it is).
+
+    The kernel writes the cpu lines first; the rest (the intr line alone can
+    hold thousands of numbers) is passed through untouched."""
+    lines: dict[int, bytes] = {}
+    pos, size = 0, len(host)
+    while host.startswith(b"cpu", pos):
+        end = host.find(b"\n", pos)
+        end = size if end < 0 else end + 1
+        name = host[pos + 3:end].split(None, 1)[0] if end > pos + 3 else b""
+        if name.isdigit() and host[pos + 3:pos + 4].isdigit():   # "cpu  ..." is the total
+            lines[int(name)] = host[pos:end]
+        pos = end
+    return lines, host[pos:]
+
+
+def counters(line: bytes) -> list[int]:
+    """One "cpuN ..." line's 10 counters (missing or malformed ones: 0 or skipped)."""
+    values = line.split()[1:NFIELDS + 1]
+    try:
+        nums = list(map(int, values))
+    except ValueError:
+        nums = [int(v) for v in values if v.isdigit()]
+    return nums + [0] * (NFIELDS - len(nums)) if len(nums) < NFIELDS else nums
+
+
+def parse_stat(host: bytes) -> tuple[dict[int, list[int]], bytes]:
+    """Host /proc/stat -> ({cpu: 10 counters}, the rest of the file as it is)."""
+    lines, rest = split_stat(host)
+    return {cpu: counters(line) for cpu, line in lines.items()}, rest
 
 
 def _wall(fields: list[int]) -> int:
@@ -48,8 +66,9 @@ def _wall(fields: list[int]) -> int:
 def render_stat(cpus: CpuSet | None, usage: CpuUsage | None, host: bytes, clk_tck: int) -> bytes:
     if cpus is None and usage is None:
         return host
-    host_cpus, rest = parse_stat(host)
-    shown = [c for c in (cpus.cpus if cpus else sorted(host_cpus)) if c in host_cpus]
+    host_lines, rest = split_stat(host)
+    shown = [c for c in (cpus.cpus if cpus else sorted(host_lines)) if c in host_lines]
+    host_cpus = {c: counters(host_lines[c]) for c in shown}   # only the lines shown
     lines: list[list[int]] = []
     if usage is None:
         lines = [host_cpus[c] for c in shown]
@@ -68,7 +87,7 @@ def render_stat(cpus: CpuSet | None, usage: CpuUsage | None, host: bytes, clk_tc
             idle = max(0, _wall(host_cpus[c]) - user - system)
             lines.append([user, 0, system, idle, 0, 0, 0, 0, 0, 0])
     total = [sum(col) for col in zip(*lines)] if lines else [0] * NFIELDS
-    out = ["cpu  " + " ".join(map(str, total)) + "\n"]
-    out.extend(f"cpu{i} " + " ".join(map(str, f)) + "\n" for i, f in enumerate(lines))
-    out.extend(rest)
-    return "".join(out).encode()
+    out = ["cpu  " + " ".join(map(str, total))]
+    out.extend(f"cpu{i} " + " ".join(map(str, f)) for i, f in enumerate(lines))
+    out.append("")
+    return "\n".join(out).encode() + rest

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from lxcfs_toolkit.blkio import parse_blkio
+from lxcfs_toolkit.cgroupfiles import parse_cpu_list
 from lxcfs_toolkit.cgroupreader import (
     CgroupGone,
     CgroupReader,
     Hierarchies,
-    parse_blkio,
-    parse_cpu_list,
     pruned_membership,
 )
 from lxcfs_toolkit.views.inputs import CpuSet, DiskCounters
@@ -184,7 +184,7 @@ def v1(tmp_path: Path) -> tuple[CgroupReader, dict[str, Path]]:
         "memory.memsw.limit_in_bytes": str(384 * MiB), "memory.memsw.usage_in_bytes": str(90 * MiB),
         "memory.swappiness": "60\n",
         "memory.stat": "cache 1\ntotal_cache 41943040\ntotal_rss 1000\ntotal_shmem 7\n"
-                       f"hierarchical_memory_limit {300 * MiB}\n",
+                       f"hierarchical_memory_limit {256 * MiB}\n",   # the kernel's min up the tree
     })
     write(mounts["cpuacct"], "/ctr/app", {
         "cpuacct.usage_all": "cpu user system\n0 1000 2000\n1 3000 4000\n",
@@ -212,6 +212,26 @@ def test_v1_memory_lowest_limit_and_swap_without_underflow(v1: tuple[CgroupReade
     assert mem.swap_limit == 384 * MiB
     assert mem.swap_usage == 0  # memsw usage below memory usage: no negative swap
     assert mem.swappiness == 60
+
+
+def test_v1_memory_limit_from_the_kernels_hierarchical_minimum(v1: tuple[CgroupReader, dict[str, Path]]) -> None:
+    """memory.stat's hierarchical limits are what the kernel enforces (also limits set
+    above the mounted tree); without them the limit files up the tree are read."""
+    reader, mounts = v1
+    stat = mounts["memory"] / "ctr/app/memory.stat"
+    text = stat.read_text()
+    stat.write_text(text.replace(f"hierarchical_memory_limit {256 * MiB}",
+                                 f"hierarchical_memory_limit {200 * MiB}\n"
+                                 f"hierarchical_memsw_limit {300 * MiB}"))
+    mem = reader.memory(APP_V1)
+    assert mem is not None and mem.limit == 200 * MiB and mem.swap_limit == 300 * MiB
+    stat.write_text(text.replace(f"hierarchical_memory_limit {256 * MiB}\n", ""))
+    mem = reader.memory(APP_V1)
+    assert mem is not None and mem.limit == 256 * MiB and mem.swap_limit == 384 * MiB
+    assert mem.stat == {"file": 41943040, "anon": 1000, "shmem": 7}
+    stat.write_text("total_cache 5\nodd line here\ntotal_rss x\n")   # not one pair a line
+    mem = reader.memory(APP_V1)
+    assert mem is not None and mem.stat == {"file": 5} and mem.limit == 256 * MiB
 
 
 def test_v1_cpuacct_per_cpu_quota_and_blkio_throttle(v1: tuple[CgroupReader, dict[str, Path]]) -> None:

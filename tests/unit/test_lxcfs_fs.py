@@ -159,6 +159,23 @@ def test_cache_lives_at_most_100ms(env: tuple[LxcfsOperations, Path, Clock, list
     assert parse_meminfo(read_all(ops, "/proc/meminfo"))["MemTotal"] == 262144
 
 
+def test_reader_moved_to_another_cgroup_is_seen_after_20ms(
+        env: tuple[LxcfsOperations, Path, Clock, list[int]]) -> None:
+    """Whose view a reader gets is looked up once per READER_TTL (a monitor's burst of
+    files), well within the render cache's 100 ms."""
+    ops, _, clock, caller = env
+    assert parse_meminfo(read_all(ops, "/proc/meminfo"))["MemTotal"] == 524288
+    Path(ops.proc, "100", "cgroup").write_text("0::/other\n")   # moved
+    clock.now += 0.01
+    assert parse_meminfo(read_all(ops, "/proc/meminfo"))["MemTotal"] == 524288   # same burst
+    clock.now += 0.015
+    assert parse_meminfo(read_all(ops, "/proc/meminfo"))["MemTotal"] == 131072   # looked up again
+    clock.now += 30
+    caller[0] = 101
+    read_all(ops, "/proc/stat")               # the 5 s sweep forgets readers not seen since
+    assert set(ops._readers) == {101}
+
+
 def test_foreign_pid_namespace_uses_its_init(env: tuple[LxcfsOperations, Path, Clock, list[int]]) -> None:
     ops, _, _, caller = env
     caller[0] = 300  # lives in /other, but its namespace's init (250) is in /ctr/app

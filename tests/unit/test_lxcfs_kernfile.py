@@ -109,3 +109,42 @@ def test_files_not_read_for_the_idle_time_are_closed(tmp_path: Path) -> None:
     assert files.read(str(a)) == b"a\n"    # read again: opened anew
     assert len(files) == 2
     files.close()
+
+
+def test_concurrent_readers_never_share_or_leak_a_descriptor(tmp_path: Path) -> None:
+    """No lock on the read path: threads reading the same and different files while
+    the limit keeps closing the oldest must each get their own file's content,
+    and closing leaves no descriptor behind."""
+    import sys
+    import threading
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"f{i}"
+        p.write_text(f"content of {i}\n" * (i + 1))
+        paths.append(p)
+    before = open_fds()
+    files = OpenFiles(limit=5, keepable=lambda fd: True)
+    wrong: list[str] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # switch threads as often as possible
+    try:
+        def worker(seed: int) -> None:
+            for n in range(1500):
+                i = (seed * 7 + n) % len(paths)
+                if files.read(str(paths[i])) != paths[i].read_bytes():
+                    wrong.append(str(paths[i]))
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+    assert len(files) <= 5 + len(threads)   # racing opens may each add one before evicting
+    files.close()
+    assert open_fds() == before

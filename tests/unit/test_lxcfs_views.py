@@ -201,7 +201,11 @@ def test_stat_quota_cut_uses_even_split() -> None:
 def test_stat_parse_tolerates_short_lines() -> None:
     cpus, rest = parse_stat(b"cpu  1 2\ncpu0 1 2 3\nbtime 5\n")
     assert cpus[0] == [1, 2, 3, 0, 0, 0, 0, 0, 0, 0]
-    assert rest == ["btime 5\n"]
+    assert rest == b"btime 5\n"
+    cpus, rest = parse_stat(b"cpu  1 2\ncpu0 1 x 3 4 5 6 7 8 9 10 11\nintr 1 2\n")
+    assert cpus[0] == [1, 3, 4, 5, 6, 7, 8, 9, 10, 0] and rest == b"intr 1 2\n"
+    cpus, rest = parse_stat(b"cpu  7 7\ncpu1 1 2 3 4 5 6 7 8 9 10\ncpu0 1\nintr 1 2\n")
+    assert set(cpus) == {0, 1} and cpus[1] == list(range(1, 11))   # the total is no cpu
 
 
 def test_uptime() -> None:
