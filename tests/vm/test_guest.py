@@ -13,9 +13,15 @@ from tests.vm.conftest import DISK, NIC
 pytestmark = __import__("pytest").mark.system
 
 
-def test_pure_cgroup_v2_with_every_controller() -> None:
-    assert os.statvfs("/sys/fs/cgroup")
+def test_cgroup_layout_is_the_lanes() -> None:
+    """Pure v2 with every controller on, or (--cgroup hybrid) this host's
+    layout: v1 controllers and an empty v2 mount at /sys/fs/cgroup/unified."""
     mounts = [ln.split() for ln in Path("/proc/self/mounts").read_text().splitlines()]
+    if os.environ.get("SYSCONTAINER_VM_CGROUP", "v2") == "hybrid":
+        v1 = {opt for m in mounts if m[2] == "cgroup" for opt in m[3].split(",")}
+        assert {"cpu", "memory", "devices", "blkio", "pids"} <= v1
+        assert [m[2] for m in mounts if m[1] == "/sys/fs/cgroup/unified"] == ["cgroup2"]
+        return
     assert [m[2] for m in mounts if m[1] == "/sys/fs/cgroup"] == ["cgroup2"]
     assert not [m for m in mounts if m[2] == "cgroup"], "a cgroup v1 hierarchy is mounted"
     on = set(Path("/sys/fs/cgroup/cgroup.subtree_control").read_text().split())
