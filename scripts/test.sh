@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # SYSCONTAINER_VM_LANE: smoke (default: a run in a Debian 12 guest on pure
-# cgroup v2), distros (smoke, then the Debian 11 and 13 guests' subset:
+# cgroup v2), distros (smoke, then the Debian 11 and 13 roots: the suite by inroot.sh and a guest subset:
 # scripts/vm-lanes.sh --distros), full (every VM lane: scripts/vm-lanes.sh),
 # 0 (none). SYSCONTAINER_VM_SYSTEMD=1 adds a guest booted with systemd as
 # init running tests/vm/systemd (not yet green: not in CI by default);
