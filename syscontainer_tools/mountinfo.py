@@ -89,12 +89,21 @@ def top_mount(entries: Iterable[MountEntry], point: str) -> MountEntry | None:
 
 def cgroup_hierarchies(entries: Iterable[MountEntry]) -> tuple[dict[str, str], str | None]:
     """({v1 controller or name=X: mount point}, v2 mount point) of whole
-    hierarchies (a bind of a sub-tree would not line up with /proc/PID/cgroup)."""
+    hierarchies (a bind of a sub-tree would not line up with /proc/PID/cgroup).
+    A mount covered by a later one (on the same point or above it) is not
+    what the path shows: e.g. a cgroup2 at /sys/fs/cgroup with a tmpfs of v1
+    hierarchies mounted over it and the visible cgroup2 at .../unified."""
+    visible: list[MountEntry] = []     # whole cgroup hierarchies nothing covers yet
+    for e in entries:
+        if visible:
+            under = e.point.rstrip("/") + "/"
+            visible = [v for v in visible
+                       if v.point != e.point and not v.point.startswith(under)]
+        if e.root == "/" and e.fstype in ("cgroup", "cgroup2"):
+            visible.append(e)
     v1: dict[str, str] = {}
     v2: str | None = None
-    for e in entries:
-        if e.root != "/":
-            continue
+    for e in visible:
         if e.fstype == "cgroup2" and v2 is None:
             v2 = e.point
         elif e.fstype == "cgroup":

@@ -68,3 +68,18 @@ def test_cgroup_mounts_and_proc_cgroup():
     assert cs.dir("cpu") == (1, "/sys/fs/cgroup/cpu/ctr")
     with pytest.raises(ToolError):
         cs.dir("blkio", "io")
+
+
+def test_covered_cgroup_mounts_are_not_the_hierarchy():
+    # a cgroup2 at /sys/fs/cgroup with a tmpfs of v1 hierarchies mounted over
+    # it (the hybrid VM guests): the visible v2 is the one at .../unified
+    covered = "29 25 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n" + MOUNTINFO
+    m = parse_mountinfo(covered)
+    assert m.v2 == "/sys/fs/cgroup/unified"
+    assert m.v1["cpu"] == "/sys/fs/cgroup/cpu"
+    # a hierarchy mounted again over the same point: the later one shows
+    again = MOUNTINFO + "40 30 0:40 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+    assert parse_mountinfo(again).v1["name=systemd"] == "/sys/fs/cgroup/systemd"
+    # something else over a hierarchy hides it
+    hidden = MOUNTINFO + "41 25 0:41 / /sys/fs/cgroup/systemd rw - tmpfs tmpfs rw\n"
+    assert "name=systemd" not in parse_mountinfo(hidden).v1
