@@ -31,7 +31,7 @@ pytestmark = [
                        reason="needs systemd as init (scripts/vm-lane.sh --init systemd)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 UNIT = "lxcfs-toolkit.service"
 UNIT_DIR = Path("/run/systemd/system")       # as /usr/lib/systemd/system, but not kept
