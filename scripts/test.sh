@@ -6,13 +6,20 @@
 # the Python users have (Debian 12: 3.11.2), not whichever is first on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# SYSCONTAINER_VM_LANE: smoke (default: a run in a Debian 12 guest on pure
-# cgroup v2), distros (smoke, then the Debian 11 and 13 roots: the suite by inroot.sh and a guest subset:
+# SYSCONTAINER_VM_LANE: ci (default: a run in a Debian 12 guest on pure
+# cgroup v2, then the Debian 11 and 13 roots: the whole suite with their own
+# python3 by inroot.sh, bullseye's kernel booted on the hybrid layout and
+# trixie's on pure v2: scripts/vm-lanes.sh --ci), smoke (the Debian 12 guest
+# only), distros (smoke, then both roots on both layouts:
 # scripts/vm-lanes.sh --distros), full (every VM lane: scripts/vm-lanes.sh),
 # 0 (none). SYSCONTAINER_VM_SYSTEMD=1 adds a guest booted with systemd as
 # init running tests/vm/systemd (not yet green: not in CI by default);
 # SYSCONTAINER_VM_ENGINES=1 adds docker and containerd to the smoke guest
-vm=${SYSCONTAINER_VM_LANE:-smoke}
+vm=${SYSCONTAINER_VM_LANE:-ci}
+case "$vm" in
+    0|ci|smoke|distros|full|1) ;;
+    *) echo "test.sh: SYSCONTAINER_VM_LANE must be ci, smoke, distros, full or 0, not '$vm'" >&2; exit 2 ;;
+esac
 if [ "$vm" != 0 ]; then bash scripts/setup.sh --test --vm; else bash scripts/setup.sh --test; fi
 echo "== $(.venv/bin/python -V) ($(readlink -f .venv/bin/python))"
 echo "== ruff"
@@ -57,10 +64,11 @@ case "$vm" in
             { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
         echo "== VM lane (smoke) took $(( $(date +%s) - t0 ))s"
         # Debian 11 (Python 3.9, kernel 5.10) and 13 (Python 3.13, kernel 6.12)
-        # roots, each on the hybrid layout and on pure v2 (not yet green: not in CI)
-        if [ "$vm" = distros ]; then
-            bash scripts/vm-lanes.sh --distros || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
-        fi
+        # roots: CI's selection, or each on the hybrid layout and on pure v2
+        case "$vm" in
+            ci) bash scripts/vm-lanes.sh --ci || { s=$?; [ "$rc" -ne 0 ] || rc=$s; } ;;
+            distros) bash scripts/vm-lanes.sh --distros || { s=$?; [ "$rc" -ne 0 ] || rc=$s; } ;;
+        esac
         # systemd as PID 1 (one boot, every systemd test: the systemd cgroup
         # driver, podman's defaults, the lxcfs unit, udevd; docs/support.md)
         # (opt-in with SYSCONTAINER_VM_SYSTEMD=1 until it is green)

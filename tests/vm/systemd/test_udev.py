@@ -33,6 +33,13 @@ def settle(action: str, dev: str) -> None:
 
 
 
+def udevd_journal() -> str:
+    proc = run(["journalctl", "-u", "systemd-udevd", "-n", "150", "--no-pager", "-o", "cat"],
+               check=False)
+    lines = [ln for ln in proc.stdout.splitlines()
+             if "syscontainer" in ln or "vda1" in ln or "failed" in ln.lower()]
+    return "\n".join(lines[-80:]) or proc.stdout[-6000:]
+
 
 def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monkeypatch):
     if not DISK or not os.path.exists(f"{DISK}1"):
@@ -49,9 +56,15 @@ def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monk
         assert proc.returncode == 0, proc.stderr
         assert rule.is_file(), f"no udev rule at {rule}"
         assert ctr.sh("test -b /dev/vdx1", check=False).returncode != 0
+        # udevd logs a RUN program's output and exit status at debug level
+        run(["udevadm", "control", "--log-level=debug"])
         settle("add", f"{DISK}1")
-        wait_for(lambda: ctr.sh("test -b /dev/vdx1", check=False).returncode == 0,
-                 "the partition in the container", 30)
+        try:
+            wait_for(lambda: ctr.sh("test -b /dev/vdx1", check=False).returncode == 0,
+                     "the partition in the container", 30)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\nthe rule:\n{rule.read_text()}\n"
+                                 f"systemd-udevd's journal:\n{udevd_journal()}") from None
         ok = ctr.sh("dd if=/dev/vdx1 bs=512 count=1 of=/dev/null", check=False)
         assert ok.returncode == 0, ok.stderr
         listed = tool_as("runc", ctr.root, state_dir, "list-device", ctr.id, "--sub-partition")
@@ -65,6 +78,7 @@ def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monk
         assert not rule.exists(), "poststop left the udev rule"
         settle("add", f"{DISK}1")           # the host's view of the partition, as before
     finally:
+        run(["udevadm", "control", "--log-level=info"], check=False)
         if rule.exists():
             rule.unlink()
             run(["udevadm", "control", "--reload"], check=False)
