@@ -115,8 +115,13 @@ class Tools:
 
     def udev_command(self, container: Container) -> list[str]:
         """The command a whole disk's udev rule runs for a new partition:
-        this tool, pointed at the same engine and state directory."""
+        this tool, pointed at the same engine and state directory -- by
+        systemd-run where systemd is init, since systemd-udevd's sandbox
+        (its system-call filter has no chroot or mount) refuses to enter a
+        container."""
         import sys
+
+        from .resources import systemd_unit
 
         engine = container.engine or self.engine
         argv = [sys.executable, "-m", "syscontainer_tools", "--engine",
@@ -124,7 +129,7 @@ class Tools:
         root = container.runtime_root or self.runtime_root
         if root:
             argv += ["--runtime-root", root]
-        return argv
+        return systemd_unit.outside_udev_sandbox() + argv
 
     # --- paths -----------------------------------------------------------------
 

@@ -51,6 +51,23 @@ def systemd_booted() -> bool:
     return os.path.isdir("/run/systemd/system")
 
 
+def outside_udev_sandbox() -> list[str]:
+    """The prefix a udev rule's RUN needs to enter a container under systemd:
+    systemd-udevd runs RUN programs in its sandbox, whose system-call filter
+    (``@system-service @module @raw-io bpf``) has neither chroot nor mount,
+    so the command goes to a transient service of its own instead.  The rule
+    waits for it (``--wait``: a partition's add and remove stay in order) and
+    it does not wait for boot (``DefaultDependencies=no``).  Empty without
+    systemd: other udevds run the command as it is."""
+    import shutil
+
+    run = shutil.which("systemd-run") if systemd_booted() else None
+    if not run:
+        return []
+    return [run, "--quiet", "--collect", "--wait", "--service-type=exec",
+            "--property=DefaultDependencies=no", "--"]
+
+
 def unit_of(path: str) -> tuple[str, str] | None:
     """(unit name, its cgroup path) of the nearest ``.scope``/``.service``
     at or above ``path``, a path relative to the v2 root:

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from syscontainer_tools.errors import SpecError
-from syscontainer_tools.resources import blockdev, devcgroup
+from syscontainer_tools.resources import blockdev, devcgroup, systemd_unit
 from syscontainer_tools.resources.device import Device, DeviceRef, DeviceSpec, list_devices
 from syscontainer_tools.resources.qos import QosKind, QosSpec, parse_rate
 from syscontainer_tools.resources.state import Record
@@ -125,6 +125,23 @@ def test_partition_suffix_and_rule():
     assert 'KERNEL=="sda[0-9]*"' in blockdev.rule_text("abc", "sda", "/dev/x", "r", ["t"])
     with pytest.raises(Exception, match="udev rule"):
         blockdev.rule_text("abc", "sda", "/dev/x y", "r", ["t"])
+
+
+def test_udev_rule_under_systemd_leaves_the_sandbox(monkeypatch, tmp_path):
+    """Where systemd is init the rule's command goes through systemd-run
+    (udevd's system-call filter has no chroot); elsewhere it runs as it is."""
+    fake = tmp_path / "systemd-run"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(systemd_unit, "systemd_booted", lambda: True)
+    prefix = systemd_unit.outside_udev_sandbox()
+    assert prefix[0] == str(fake) and prefix[-1] == "--"
+    assert {"--wait", "--collect", "--property=DefaultDependencies=no"} <= set(prefix)
+    text = blockdev.rule_text("abc", "sda", "/dev/x", "r", [*prefix, "/usr/bin/python3"])
+    assert f'RUN+="{fake} --quiet --collect --wait' in text
+    monkeypatch.setattr(systemd_unit, "systemd_booted", lambda: False)
+    assert systemd_unit.outside_udev_sandbox() == []
 
 
 def test_list_rows():

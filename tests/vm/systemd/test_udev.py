@@ -55,6 +55,8 @@ def test_disk_rule_runs_for_a_real_partition_event(sd_container, state_dir, monk
         proc = tool_as("runc", ctr.root, state_dir, "add-device", ctr.id, f"{DISK}:/dev/vdx")
         assert proc.returncode == 0, proc.stderr
         assert rule.is_file(), f"no udev rule at {rule}"
+        # udevd's system-call filter has no chroot: the rule leaves its sandbox
+        assert "systemd-run --quiet --collect --wait" in rule.read_text()
         assert ctr.sh("test -b /dev/vdx1", check=False).returncode != 0
         # udevd logs a RUN program's output and exit status at debug level
         run(["udevadm", "control", "--log-level=debug"])
