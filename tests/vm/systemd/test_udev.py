@@ -32,7 +32,6 @@ def settle(action: str, dev: str) -> None:
     run(["udevadm", "settle", "-t", "60"])
 
 
-
 def udevd_journal() -> str:
     proc = run(["journalctl", "-u", "systemd-udevd", "-n", "150", "--no-pager", "-o", "cat"],
                check=False)
