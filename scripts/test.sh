@@ -31,9 +31,9 @@ echo "== pytest"
 rc=0
 .venv/bin/python -m pytest tests "$@" || rc=$?
 # the VM lanes: Debian's stock kernel on pure cgroup v2 (the smoke run: the
-# guest tests that have passed under emulation), or every lane: Debian 12 on
-# pure v2 and Debian 11/13 roots (scripts/vm-lanes.sh; not yet green: see
-# docs/support.md)
+# guest tests that fit CI's time), then the Debian 11/13 roots (CI's
+# selection), or every lane (scripts/vm-lanes.sh; docs/support.md says what
+# each has passed)
 SMOKE=(tests/vm/test_guest.py
        tests/vm/test_v2_devices.py
        tests/vm/test_v2_lxcfs.py
