@@ -85,7 +85,7 @@ mkdir -p "$wheels"
 # (Debian 12's own pip, 23.0, spent more than ten minutes of CPU resolving this
 # set for another python version without an answer; scripts/setup.sh upgrades
 # it too, this covers a .venv made by hand)
-"$REPO/.venv/bin/python" -m pip install -q --upgrade "pip>=24" >&2
+"$REPO/.venv/bin/python" -m pip install -q "pip>=24" >&2
 "$REPO/.venv/bin/python" -m pip download -q -d "$wheels" --only-binary=:all: \
     --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 \
     --platform manylinux_2_17_x86_64 --platform linux_x86_64 $deps "pip>=22.3" setuptools wheel \
