@@ -80,6 +80,18 @@ fi
 kver=$(basename "$kernel"); kver=${kver#vmlinuz-}
 name=${name:-$kver}
 
+# The guest sees the worktree read-only, and its python compiles every module
+# it imports afresh when there is no bytecode for its version: 0.45 s instead
+# of 0.17 s per command natively for bullseye's 3.9, many times that under
+# TCG, on every command the tests and hooks run.  Compiled here first, at
+# native speed (into the worktree's ignored __pycache__ directories).
+if [ "$root" != / ]; then
+    tests/vm/inroot.sh "$root" "$python" -m compileall -q syscontainer_tools lxcfs_toolkit >/dev/null ||
+        die "could not compile the package with $root's $python"
+else
+    "$python" -m compileall -q syscontainer_tools lxcfs_toolkit >/dev/null ||
+        die "could not compile the package with $python"
+fi
 accel=(--disable-kvm)
 scale_default=10
 if [ -w /dev/kvm ] && grep -qE '^flags.* (vmx|svm)( |$)' /proc/cpuinfo; then
