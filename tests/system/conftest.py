@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from .waits import polls
+
 pytestmark = pytest.mark.system
 
 PREFIX = "sct" + secrets.token_hex(3)
@@ -109,7 +111,7 @@ class Ctr:
     def stop(self) -> None:
         """Kill and delete (runs poststop hooks); the bundle stays for a restart."""
         self.runc("kill", self.id, "KILL", check=False)
-        for _ in range(100):
+        for _ in polls(5):
             st = self.runc("state", self.id, check=False)
             if st.returncode != 0 or json.loads(st.stdout)["status"] == "stopped":
                 break
@@ -326,7 +328,7 @@ def make_loop(tmp_path: Path) -> Iterator[Any]:
             run(["partx", "-a", dev])
             loop.partitions = [f"{dev}p{i}" for i in range(1, partitions + 1)]
             for p in loop.partitions:
-                for _ in range(50):
+                for _ in polls(2.5):
                     if os.path.exists(p):
                         break
                     time.sleep(0.05)

@@ -31,6 +31,7 @@ from pathlib import Path
 from syscontainer_tools import syscalls
 
 from .conftest import PREFIX, cgroup_mounts, remove_cgroup, run
+from .waits import scaled
 
 IMAGE = f"docker.io/library/{PREFIX}-busybox:1"
 # where containerd's shims and ctr put things whatever the daemon's own state dir
@@ -106,11 +107,6 @@ def docker_archive(rootfs: Path, dest: Path, ref: str = IMAGE) -> Path:
     return dest
 
 
-def scaled(seconds: float) -> float:
-    """A wait stretched for a guest under emulation (the VM lane sets the scale)."""
-    return seconds * float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
-
-
 def tail(log: Path, chars: int = 3000) -> str:
     """The end of a daemon's log, for a failure message."""
     try:
@@ -155,10 +151,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(scaled(30))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(10)
+            proc.wait(scaled(10))
 
 
 class Dockerd:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .waits import scaled
+
 pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ def test_demo_runs_and_leaves_nothing_behind():
                       "udev": []}
     before["dirs"] = dirs
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--yes"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(600))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     for expected in ("Add device (/dev/loop", "Update read bps for device",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import PREFIX
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -190,7 +191,7 @@ def test_not_running_saves_only(make_container, make_loop, tool, state_dir):
     ctr = make_container("stopped")
     loop = make_loop()
     ctr.runc("kill", ctr.id, "KILL")
-    for _ in range(100):
+    for _ in polls(5):
         if ctr.state()["status"] == "stopped":
             break
         time.sleep(0.05)
@@ -346,7 +347,7 @@ def test_concurrent_adds_both_land(make_container, make_loop, tool, state_dir, r
                               stderr=subprocess.PIPE, text=True)
              for n, lp in enumerate(loops)]
     for p in procs:
-        out, err = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=scaled(60))
         assert p.returncode == 0, err
     assert sorted(i["container"] for i in record(state_dir, ctr)["devices"]) == \
         ["/dev/c0", "/dev/c1"]

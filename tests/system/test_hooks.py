@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import PODMAN_CGROUP_PARENT, PREFIX, run
-from .daemons import scaled
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -109,7 +109,7 @@ def test_renumbered_host_device_is_followed(make_container, make_loop, state_dir
     run(["partx", "-d", disk.path])
     other = make_loop(16, partitions=1)  # takes the freed partition number
     run(["partx", "-a", disk.path])
-    for _ in range(50):
+    for _ in polls(2.5):
         if os.path.exists(part):
             break
         time.sleep(0.05)

@@ -26,6 +26,8 @@ import pytest
 from lxcfs_toolkit.cgroupreader import Hierarchies
 from lxcfs_toolkit.views.meminfo import parse_meminfo
 
+from .waits import polls, scaled
+
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,8 @@ class Daemon:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w"))
 
     def wait_up(self) -> None:
-        for _ in range(200):
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited: {self.log.read_text()}")
             try:
@@ -84,7 +87,7 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -138,21 +141,29 @@ class Cgroups:
         self.dirs: dict[str, Path] = {}
         for ctrl in CONTROLLERS:
             d = Path(mounts[ctrl], self.name)
-            d.mkdir()
+            if d not in self.dirs.values():  # cpu and cpuacct are often one hierarchy
+                d.mkdir()
             self.dirs[ctrl] = d
         (self.dirs["memory"] / "memory.limit_in_bytes").write_text(str(256 << 20))
         (self.dirs["cpuset"] / "cpuset.mems").write_text(Path(mounts["cpuset"], "cpuset.mems").read_text())
         (self.dirs["cpuset"] / "cpuset.cpus").write_text(str(cpu))
 
+    def hierarchies(self) -> dict[Path, str]:
+        """Each cgroup made, with one controller of its hierarchy."""
+        made: dict[Path, str] = {}
+        for ctrl, d in self.dirs.items():
+            made.setdefault(d, ctrl)
+        return made
+
     def enter_cmd(self, cmd: list[str], *, root: bool = False) -> list[str]:
         """``cmd`` run by a shell that first moves itself into these cgroups (or the roots)."""
-        targets = [self.mounts[c] if root else str(d) for c, d in self.dirs.items()]
+        targets = [self.mounts[c] if root else str(d) for d, c in self.hierarchies().items()]
         script = 'for d in ' + " ".join(targets) + '; do echo $$ > "$d/cgroup.procs"; done; exec "$@"'
         return ["sh", "-c", script, "sh", *cmd]
 
     def remove(self) -> None:
-        for ctrl, d in self.dirs.items():
-            for _ in range(50):
+        for d, ctrl in self.hierarchies().items():
+            for _ in polls(5, 0.1):
                 try:
                     for pid in (d / "cgroup.procs").read_text().split():
                         with open(Path(self.mounts[ctrl], "cgroup.procs"), "w") as f:
@@ -185,7 +196,7 @@ def limited_last_cpu(mounts: dict[str, str]) -> Iterator[Cgroups]:
 
 def read_as(cg: Cgroups, paths: list[str], *, root: bool = False, wrap: list[str] | None = None) -> dict[str, str]:
     cmd = cg.enter_cmd([*(wrap or []), sys.executable, "-c", READER, *paths], root=root)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=scaled(60))
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -284,7 +295,7 @@ def _chunked_read(cg: Cgroups, path: str, between: object) -> dict[str, str]:
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out = json.loads(proc.stdout.readline())
-        assert proc.wait(30) == 0
+        assert proc.wait(scaled(30)) == 0
         return out  # type: ignore[no-any-return]
     finally:
         if proc.poll() is None:
@@ -309,7 +320,7 @@ def test_chunked_reads_see_one_consistent_file(py_lxcfs: str, limited: Cgroups) 
 
 def test_reader_whose_cgroup_is_removed_gets_a_sane_answer(py_lxcfs: str, limited: Cgroups) -> None:
     def move_out_and_remove(pid: int) -> None:
-        for ctrl, d in limited.dirs.items():
+        for d, ctrl in limited.hierarchies().items():
             for p in (d / "cgroup.procs").read_text().split():
                 Path(limited.mounts[ctrl], "cgroup.procs").write_text(p)
             d.rmdir()
@@ -331,7 +342,7 @@ def test_cgroup_recreated_under_the_same_path_is_read_anew(py_lxcfs: str, limite
     for limit_mib in (256, 96, 160):
         if limit_mib != 256:
             d = limited.dirs["memory"]
-            for _ in range(50):   # the previous reader may still be leaving the cgroup
+            for _ in polls(5, 0.1):   # the previous reader may still be leaving the cgroup
                 if not (d / "cgroup.procs").read_text().split():
                     break
                 time.sleep(0.1)
@@ -379,7 +390,7 @@ def test_diskstats_work_without_cfq(py_lxcfs: str, limited: Cgroups, tmp_path: P
         (limited.dirs["blkio"] / "blkio.throttle.read_bps_device").write_text(
             f"{os.major(rdev)}:{os.minor(rdev)} {1 << 40}\n")
         subprocess.run(limited.enter_cmd(["dd", f"if={loop}", "of=/dev/null", "bs=4096", "count=256",
-                                          "iflag=direct", "status=none"]), check=True, timeout=60)
+                                          "iflag=direct", "status=none"]), check=True, timeout=scaled(60))
         got = read_as(limited, [f"{py_lxcfs}/proc/diskstats", f"{py_lxcfs}/proc/partitions"])
         diskstats, partitions = got.values()
         name = os.path.basename(loop)
@@ -396,7 +407,7 @@ def test_sigterm_unmounts_cleanly(mounts: dict[str, str], tmp_path: Path) -> Non
     try:
         d.wait_up()
         d.proc.send_signal(signal.SIGTERM)
-        assert d.proc.wait(10) == 0
+        assert d.proc.wait(scaled(10)) == 0
         assert not _mounted(d.mnt)
         os.stat(d.mnt)  # not a stale endpoint
     finally:
@@ -410,7 +421,7 @@ def test_stale_mount_is_detected_and_cleaned(mounts: dict[str, str], tmp_path: P
         first.wait_up()
         from .test_lxcfs_hook import keepers
 
-        for _ in range(200):   # fully up: its keeper started (it logs "serving" after that)
+        for _ in polls(10):   # fully up: its keeper started (it logs "serving" after that)
             if "serving lxcfs at" in (tmp_path / "log1").read_text():
                 break
             time.sleep(0.05)
@@ -420,7 +431,7 @@ def test_stale_mount_is_detected_and_cleaned(mounts: dict[str, str], tmp_path: P
         assert pids, "the daemon started no keeper"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
+        for _ in polls(5):
             if not keepers(first.mnt):
                 break
             time.sleep(0.05)

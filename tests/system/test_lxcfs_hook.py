@@ -31,6 +31,7 @@ from lxcfs_toolkit import viewmounts
 from syscontainer_tools import mountinfo, ns, syscalls
 
 from .conftest import PREFIX, Ctr, write_config
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -74,7 +75,7 @@ class Daemon:
                                      start_new_session=True)
         out.close()
         # (the VM lane's emulated guest is slower: the FUSE daemon took ~30 s there)
-        deadline = time.monotonic() + 15 * float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
+        deadline = time.monotonic() + scaled(15)
         while True:
             try:
                 viewmounts.daemon(self.directory)
@@ -94,12 +95,12 @@ class Daemon:
         the next daemon: test_lxcfs_restart.py tests that)."""
         assert self.proc is not None
         self.proc.kill()
-        self.proc.wait(10)
+        self.proc.wait(scaled(10))
         self.proc = None
         for pid in keepers(self.directory):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
+        for _ in polls(5):
             if not keepers(self.directory):
                 break
             time.sleep(0.05)
@@ -109,10 +110,10 @@ class Daemon:
         if self.proc is not None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(10)
+                self.proc.wait(scaled(10))
             self.proc = None
         for _ in range(8):   # a killed daemon leaves its mount: never leave it behind
             top = mountinfo.top_mount(mountinfo.read(), self.directory)
@@ -354,7 +355,7 @@ def test_hung_daemon_does_not_hang_container_start(live: Env) -> None:
         took = time.monotonic() - start
     finally:
         live.daemon.proc.send_signal(signal.SIGCONT)
-    assert took < viewmounts.PROBE_TIMEOUT + 10
+    assert took < viewmounts.PROBE_TIMEOUT + scaled(10)
     assert memtotal(ctr) == host_memtotal()
     assert "does not answer within" in (ctr.bundle / "hook.log").read_text()
     assert live.tool("check-lxcfs").returncode == 0      # answering again
@@ -543,7 +544,7 @@ def test_cli_errors(live: Env) -> None:
     # a container that is not running
     stopped = live.container("stopped")
     stopped.runc("kill", stopped.id, "KILL")
-    for _ in range(100):
+    for _ in polls(5):
         if stopped.state()["status"] == "stopped":
             break
         time.sleep(0.05)
@@ -624,7 +625,7 @@ def test_python_daemon_restart_is_invisible_and_stop_leaves_host_values(live: En
     assert old is not None
     # restart: a second daemon takes the connection over, the first exits 0
     live.daemon.start()
-    assert old.wait(20) == 0
+    assert old.wait(scaled(20)) == 0
     time.sleep(0.5)
     for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGUSR2, signal.SIGHUP):
         live.daemon.proc.send_signal(sig)   # type: ignore[union-attr]
@@ -632,7 +633,7 @@ def test_python_daemon_restart_is_invisible_and_stop_leaves_host_values(live: En
     for c in (c1, c2):
         (c.rootfs / "tmp" / "stop").write_text("")
     for r in readers:
-        reads, errors = map(int, r.communicate(timeout=60)[0].split())
+        reads, errors = map(int, r.communicate(timeout=scaled(60))[0].split())
         assert errors == 0 and reads > 10, (reads, errors)
     assert memtotal(c1) == memtotal(c2) == MEMORY >> 10
     # stop for good: no dead mount anywhere, the containers see the host's values

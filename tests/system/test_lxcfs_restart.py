@@ -26,6 +26,7 @@ import pytest
 from lxcfs_toolkit.views.meminfo import parse_meminfo
 
 from .test_lxcfs_daemon import Cgroups, _mounted, _skip_unless_ready
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -77,7 +78,7 @@ class Lxcfs:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def wait_log(self, needle: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while needle not in self.text():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{needle!r} not in the daemon's log: {self.text()[-2000:]}")
@@ -114,7 +115,7 @@ class World:
     def results(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
         out = []
         for p in procs:
-            stdout, _ = p.communicate(timeout=120)
+            stdout, _ = p.communicate(timeout=scaled(120))
             out.append(json.loads(stdout))
         return out
 
@@ -132,7 +133,7 @@ class World:
             if d.proc.poll() is None:
                 d.proc.terminate()
                 try:
-                    d.proc.wait(20)
+                    d.proc.wait(scaled(20))
                 except subprocess.TimeoutExpired:
                     d.proc.kill()
                     d.proc.wait()
@@ -168,7 +169,7 @@ def package_copy(tmp: Path, marker: str) -> Path:
 
 def meminfo(w: World) -> str:
     out = subprocess.run(w.cg.enter_cmd(["cat", f"{w.mnt}/proc/meminfo"]), capture_output=True,
-                         text=True, check=True, timeout=30)
+                         text=True, check=True, timeout=scaled(30))
     return out.stdout
 
 
@@ -177,11 +178,11 @@ def test_restart_and_upgrade_under_readers_show_no_errors(world: World) -> None:
     procs = world.readers(4, 6.0)
     time.sleep(1)
     second = world.daemon("second")                      # restart: takes the connection over
-    assert first.proc.wait(20) == 0
+    assert first.proc.wait(scaled(20)) == 0
     assert "handed" in first.text() and "taken over from the running daemon" in second.text()
     time.sleep(1)
     upgraded = world.daemon("upgraded", package_copy(world.tmp, "Upgraded"))
-    assert second.proc.wait(20) == 0
+    assert second.proc.wait(scaled(20)) == 0
     results = world.results(procs)
     assert all(r["errors"] == 0 for r in results), results
     assert all(r["reads"] > 10 and r["totals"] == [LIMIT_KB] for r in results), results
@@ -215,7 +216,7 @@ def test_signals_reload_toggle_reopen_and_stop(world: World) -> None:
     # SIGHUP: the log was rotated away; the daemon writes to a new file
     d.log.rename(d.log.with_suffix(".old"))
     d.signal(signal.SIGHUP)
-    for _ in range(100):
+    for _ in polls(5):
         if d.log.exists():
             break
         time.sleep(0.05)
@@ -225,10 +226,10 @@ def test_signals_reload_toggle_reopen_and_stop(world: World) -> None:
     assert d.proc.poll() is None and _mounted(str(world.mnt))
     # SIGTERM: stop for good: unmounted, no keeper, nothing left in the run directory
     d.signal(signal.SIGTERM)
-    assert d.proc.wait(20) == 0
+    assert d.proc.wait(scaled(20)) == 0
     assert not _mounted(str(world.mnt))
     os.listdir(world.mnt)                                  # not a stale endpoint
-    for _ in range(100):
+    for _ in polls(5):
         if not world.keepers():
             break
         time.sleep(0.05)
@@ -239,7 +240,7 @@ def test_signals_reload_toggle_reopen_and_stop(world: World) -> None:
 def test_sigint_stops_too(world: World) -> None:
     d = world.daemon("d")
     d.signal(signal.SIGINT)
-    assert d.proc.wait(20) == 0
+    assert d.proc.wait(scaled(20)) == 0
     assert not _mounted(str(world.mnt))
 
 
@@ -267,13 +268,13 @@ def test_sigkill_of_daemon_and_keeper_leaves_a_stale_mount_the_next_daemon_clean
     first.proc.wait()
     for pid in world.keepers():
         os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
+    for _ in polls(5):
         if not world.keepers():
             break
         time.sleep(0.05)
     # a request sent while the last descriptor is being closed is aborted
     # (ECONNABORTED); once the connection is gone every request gets ENOTCONN
-    for _ in range(100):
+    for _ in polls(5):
         with pytest.raises(OSError) as err:
             os.listdir(world.mnt)
         if err.value.errno != errno.ECONNABORTED:
@@ -366,7 +367,7 @@ def test_systemd_fd_store_keeps_the_connection_across_a_crash_and_stop_empties_i
         assert all(r["reads"] > 10 and r["totals"] == [LIMIT_KB] for r in results), results
         # systemctl stop (the unit's job is not a restart): unmount, empty the store
         second.signal(signal.SIGTERM)
-        assert second.proc.wait(20) == 0
+        assert second.proc.wait(scaled(20)) == 0
         sd.drain()
         assert any("FDSTOREREMOVE=1" in m for m in sd.messages), sd.messages
         assert not _mounted(str(world.mnt))

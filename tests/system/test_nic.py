@@ -27,6 +27,7 @@ from .nethelpers import (
     pinger,
     state_of,
 )
+from .waits import polls
 
 pytestmark = pytest.mark.system
 
@@ -149,7 +150,7 @@ def test_veth_ipv6_and_generated_names_unique(make_container, tool, bridge):
 def stopped(ctr):
     """Kill the container's init but keep it known to runc (status stopped)."""
     ctr.runc("kill", ctr.id, "KILL")
-    for _ in range(100):
+    for _ in polls(5):
         if ctr.state()["status"] == "stopped":
             return ctr
         time.sleep(0.05)

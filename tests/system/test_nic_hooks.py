@@ -29,6 +29,7 @@ from .nethelpers import (
     routes,
 )
 from .test_hooks import hooks_for
+from .waits import polls
 
 pytestmark = pytest.mark.system
 
@@ -166,7 +167,7 @@ def test_remove_nic_of_stopped_container_uses_the_pin(make_container, tool, runt
              c.id, check=True)
         nic.pin_netns(find(c.id, Engine.RUNC, runtime_root))
         c.runc("kill", c.id, "KILL")
-        for _ in range(100):
+        for _ in polls(5):
             if c.state()["status"] == "stopped":
                 break
             time.sleep(0.05)

@@ -20,6 +20,7 @@ from pyroute2 import IPRoute
 
 from .conftest import PREFIX
 from .nethelpers import NET, delete_links, host_links, link, make_bridge, ping, pinger, state_of
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -28,7 +29,7 @@ OVSBR = f"{PREFIX}o"
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL, timeout=30)
+                          stdin=subprocess.DEVNULL, timeout=scaled(30))
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def ovs_bridge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
             except (OSError, ValueError):
                 continue
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
+            for _ in polls(5):
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:

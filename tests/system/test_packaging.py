@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .waits import scaled
+
 pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +54,7 @@ def out(tmp_path_factory) -> Iterator[Path]:
     if not HAVE_RPMBUILD:
         env["NO_RPM"] = "1"
     before = own_install()
-    run(["bash", str(REPO / "scripts" / "build-packages.sh"), str(d)], env=env, timeout=300)
+    run(["bash", str(REPO / "scripts" / "build-packages.sh"), str(d)], env=env, timeout=scaled(300))
     # the RPM's %install runs this interpreter's pip: it must not have touched
     # this environment's own copy (pip uninstalls it unless --ignore-installed)
     assert own_install() == before
@@ -118,12 +120,12 @@ def test_wheel_installs_into_a_fresh_venv(out, tmp_path):
                  ["lxcfs-hook", "--lxcfs-dir", str(tmp_path / "lxcfs")]):
         argv[0] = str(venv / "bin" / argv[0])
         proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=60, cwd="/")
+                              timeout=scaled(60), cwd="/")
         assert proc.returncode == 1, (argv, proc.stderr)
         assert "OCI state" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     # the runtime wrapper passes a call straight to the runtime it is given
     proc = subprocess.run([str(venv / "bin" / "syscontainer-runc"), "--sc-runtime=false",
-                           "state", "x"], capture_output=True, text=True, timeout=60, cwd="/",
+                           "state", "x"], capture_output=True, text=True, timeout=scaled(60), cwd="/",
                           stdin=subprocess.DEVNULL, env={**os.environ,
                                                          "SYSCONTAINER_RUNC_CONFIG": "/nonexistent"})
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
@@ -224,7 +226,7 @@ def test_rpm_payload_runs(rpm, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     payload = subprocess.run(["rpm2archive", "-"], stdin=rpm.open("rb"), capture_output=True,
-                             timeout=60, check=True).stdout
+                             timeout=scaled(60), check=True).stdout
     tar_path = tmp_path / "payload.tgz"
     tar_path.write_bytes(payload)
     with tarfile.open(tar_path) as tar:

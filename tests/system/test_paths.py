@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from tests.system.conftest import PREFIX, REPO, run
+
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -168,9 +171,10 @@ def test_missing_host_path_is_created(make_container, tool, tmp_path):
 def test_stopped_container_saves_only(make_container, tool, state_dir, src):
     ctr = make_container("pstop")
     ctr.runc("kill", ctr.id, "KILL")
-    for _ in range(100):
+    for _ in polls(5):
         if ctr.state()["status"] == "stopped":
             break
+        time.sleep(0.05)
     proc = tool("add-path", ctr.id, f"{src}:/data")
     assert proc.returncode == 0, proc.stderr
     assert "not running" in proc.stderr
@@ -391,7 +395,7 @@ def test_concurrent_adds_both_land(make_container, runtime_root, state_dir, src,
                               stderr=subprocess.PIPE, text=True)
              for spec in (f"{src}:/one", f"{other}:/two")]
     for p in procs:
-        out, err = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=scaled(60))
         assert p.returncode == 0, err
     assert sorted(p["container_path"] for p in saved_paths(state_dir, ctr.id)) == ["/one", "/two"]
     assert ctr.exec("cat", "/one/hello").stdout == "hello world\n"

@@ -17,6 +17,7 @@ import pytest
 
 from .conftest import PREFIX
 from .nethelpers import NET, ctr_links, delete_links, make_bridge
+from .waits import polls, scaled
 
 pytestmark = pytest.mark.system
 
@@ -39,7 +40,7 @@ def fronts(tmp_path: Path, runtime_root: str, state_dir: str) -> dict[str, Any]:
 
         def call(*argv: str, _script: Path = script) -> tuple[int, str, str]:
             proc = subprocess.run([sys.executable, str(_script), *argv], env=env,
-                                  capture_output=True, text=True, timeout=300,
+                                  capture_output=True, text=True, timeout=scaled(300),
                                   stdin=subprocess.DEVNULL, check=False)
             return proc.returncode, proc.stdout, proc.stderr
 
@@ -74,7 +75,7 @@ def test_devices_and_paths_both_ways(make_container, make_loop, fronts, tmp_path
 def test_stopped_container_note_both_ways(make_container, fronts, tmp_path):
     ctr = make_container("quickstop")
     ctr.runc("kill", ctr.id, "KILL")
-    for _ in range(100):
+    for _ in polls(5):
         if ctr.state()["status"] == "stopped":
             break
         time.sleep(0.05)

@@ -25,6 +25,7 @@ from syscontainer_tools.engines import runc as runc_engine
 from syscontainer_tools.errors import NotFound, ToolError
 
 from .conftest import PREFIX, run
+from .waits import polls
 
 pytestmark = pytest.mark.system
 FIELDS = ("pid", "status", "bundle", "rootfs")
@@ -63,7 +64,7 @@ def test_runc_states_match_the_cli(make_container, runtime_root):
                 ctr.runc("kill", ctr.id, "KILL")
                 pid = int(json.loads((Path(runtime_root) / ctr.id / "state.json")
                                      .read_text())["init_process_pid"])
-                for _ in range(200):
+                for _ in polls(4, 0.02):
                     if runstate.proc_stat(pid) is None:
                         break
                     subprocess.run(["sleep", "0.02"], check=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .waits import scaled
+
 pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +72,7 @@ def test_second_run_installs_nothing():
     base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     proc = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh"), "--test"],
                           env={**os.environ, "PYTHON": str(base)}, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+                          text=True, stdin=subprocess.DEVNULL, timeout=scaled(300))
     assert proc.returncode == 0, proc.stderr
     assert "installing" not in proc.stdout, proc.stdout
     assert "made by another Python" not in proc.stdout, proc.stdout
