@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -118,9 +119,13 @@ def make_standin(name: str, peer: str, *, mtu: int = 1500, up: bool = False,
                  peer_cidr: str | None = None) -> str:
     """A veth pair on the host: ``name`` plays the physical NIC, ``peer``
     stays on the host (with ``peer_cidr``) as the wire's other end.
-    Returns the MAC of ``name``."""
+    Returns the MAC of ``name``.  Both ends get a MAC of the test's own: a
+    random one from the kernel is rewritten by udevd (MACAddressPolicy=
+    persistent, as in the VM lane's guests) after the test has read it."""
+    macs = ["02:" + ":".join(secrets.token_hex(1) for _ in range(5)) for _ in range(2)]
     with IPRoute() as ipr:
-        ipr.link("add", ifname=name, kind="veth", mtu=mtu, peer={"ifname": peer, "mtu": mtu})
+        ipr.link("add", ifname=name, kind="veth", mtu=mtu, address=macs[0],
+                 peer={"ifname": peer, "mtu": mtu, "address": macs[1]})
         index = ipr.link_lookup(ifname=name)[0]
         pidx = ipr.link_lookup(ifname=peer)[0]
         if peer_cidr:
