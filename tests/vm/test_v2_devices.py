@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,17 +123,18 @@ def test_udev_rule_with_udevd_follows_a_new_partition(make_container, tool, stat
         if not sysfs.exists():
             sh(f"partx -a --nr 3 {whole}", check=False)
         wait_for(sysfs.exists, f"the kernel to know {new}", 30)
-        wait_for(lambda: ctr.exec("ls", "/dev/vdd3", check=False).returncode == 0,
+        def saved() -> list[dict[str, Any]]:
+            return [i for i in record(state_dir, ctr.id)["devices"] if i["container"] == "/dev/vdd3"]
+
+        # the rule's command makes the node, then saves the record: both are waited for
+        wait_for(lambda: ctr.exec("ls", "/dev/vdd3", check=False).returncode == 0 and saved(),
                  "udevd to add the new partition to the container", 30)
         assert ctr.sh("dd if=/dev/vdd3 of=/dev/null bs=4096 count=1",
                       check=False).returncode == 0
-        part = [i for i in record(state_dir, ctr.id)["devices"] if i["container"] == "/dev/vdd3"]
-        assert part and part[0]["parent"] == whole
+        assert saved()[0]["parent"] == whole
         sh(f"partx -d --nr 3 {whole}")
-        wait_for(lambda: ctr.exec("ls", "/dev/vdd3", check=False).returncode != 0,
+        wait_for(lambda: ctr.exec("ls", "/dev/vdd3", check=False).returncode != 0 and not saved(),
                  "udevd to remove the partition from the container", 30)
-        assert not [i for i in record(state_dir, ctr.id)["devices"]
-                    if i["container"] == "/dev/vdd3"]
         tool("remove-device", ctr.id, whole, check=True)
         assert not rule.exists()
         assert not os.path.exists(new)
