@@ -104,8 +104,10 @@ class World:
         return d
 
     def readers(self, n: int, seconds: float) -> list[subprocess.Popen[str]]:
+        """``n`` processes reading the view for ``seconds`` (scaled: a daemon's restart
+        under emulation takes most of an unscaled five seconds, and the tests count reads)."""
         procs = [subprocess.Popen(self.cg.enter_cmd([sys.executable, "-c", READER, str(self.mnt),
-                                                     str(seconds)]),
+                                                     str(scaled(seconds))]),
                                   stdout=subprocess.PIPE, text=True) for _ in range(n)]
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
