@@ -31,11 +31,13 @@ trap 'rm -rf "$work"' EXIT
 echo "== wheel + sdist"
 # From a clean copy of the tree: setuptools would otherwise add whatever a
 # stale *.egg-info/SOURCES.txt lists to the sdist (hiding a MANIFEST.in gap),
-# and build/ would land in the checkout.
+# and build/ would land in the checkout.  Everything .gitignore lists stays
+# out (the VM lanes' .vm holds the distribution roots: gigabytes;
+# tests/system/test_packaging.py checks the two lists agree).
 mkdir "$work/src"
 tar -C "$root" -c --exclude=./.git --exclude=./.venv --exclude=./dist --exclude=./build \
     --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache \
-    --exclude=.mypy_cache --exclude=.ruff_cache . | tar -C "$work/src" -x
+    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=./.vm . | tar -C "$work/src" -x
 # With the interpreter's own setuptools when it is 70.1 or newer (pyproject's
 # build-system wants 64, but only from 69.3 is the sdist named as PEP 625
 # says, and from 70.1 no wheel package is needed): no index needed (the VM

@@ -47,6 +47,18 @@ def own_install() -> tuple[str, list[str]]:
     return where, sorted(p for p in PROGRAMS if (bindir / p).exists())
 
 
+def test_build_copy_leaves_out_what_git_ignores():
+    """build-packages.sh copies the tree minus what .gitignore lists: .vm (the
+    VM lanes' roots, gigabytes) once took the copy past any timeout."""
+    script = (REPO / "scripts" / "build-packages.sh").read_text()
+    ignored = [line.strip().rstrip("/") for line in (REPO / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    missing = [name for name in ignored
+               if not any(f"--exclude={form}" in script
+                          for form in (f"./{name}", name, f"'{name}'"))]
+    assert not missing, f"build-packages.sh copies what .gitignore ignores: {missing}"
+
+
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Iterator[Path]:
     d = tmp_path_factory.mktemp("packages")
