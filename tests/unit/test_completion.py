@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.waits import scaled
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FILES = ["syscontainer-tools.bash", "_syscontainer-tools", "syscontainer-tools.fish",
@@ -23,7 +25,7 @@ needs_scripts = pytest.mark.skipif(
 @needs_scripts
 def test_committed_files_are_current(tmp_path):
     subprocess.run(["bash", str(REPO / "scripts" / "gen-completion.sh"), str(tmp_path)],
-                   check=True, env={**os.environ, "BIN": str(BIN)}, timeout=60)
+                   check=True, env={**os.environ, "BIN": str(BIN)}, timeout=scaled(60))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
     for name in FILES:
         fresh = (tmp_path / name).read_text()
@@ -43,7 +45,7 @@ def bash_complete(prog: str, *words: str) -> list[str]:
               'printf "%s\\n" "${COMPREPLY[@]}"\n')
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     proc = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True,
-                          env=env, timeout=60, check=True)
+                          env=env, timeout=scaled(60), check=True)
     return [line for line in proc.stdout.splitlines() if line]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools.errors import NotFound, SpecError, ToolError, render
+from tests.system.waits import scaled
 
 BIN = Path(sys.executable).parent
 
@@ -48,7 +49,7 @@ def test_version(prog):
     from importlib.metadata import version
 
     proc = subprocess.run([str(BIN / prog), "--version"], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=scaled(60))
     assert (proc.returncode, proc.stdout) == (0, f"{prog} {version('syscontainer-tools')}\n")
 
 
@@ -81,6 +82,6 @@ def test_typer_options_in_annotated_style():
 
 def test_qos_help_says_host_path():
     proc = subprocess.run([sys.executable, "-m", "syscontainer_tools", "update-device", "--help"],
-                          capture_output=True, text=True, timeout=60,
+                          capture_output=True, text=True, timeout=scaled(60),
                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert proc.stdout.count("path on the host") >= 5, proc.stdout

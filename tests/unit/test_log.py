@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.system.waits import scaled
+
 SCRIPT = """
 import sys
 from syscontainer_tools import log
@@ -22,7 +24,7 @@ log.get_logger("syscontainer_tools.cli").error("cli lines go to --log only")
 
 def run(debug: bool = False, logfile: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", SCRIPT.format(debug=debug, logfile=logfile)],
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=scaled(60), check=True)
 
 
 def test_deferred_drops_what_cannot_show_without_importing_logging():

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools import quickcli
+from tests.system.waits import scaled
 
 ROUTES = '[{"dest":"10.1.0.0/16","gw":"10.0.0.1"}]'
 
@@ -45,7 +46,7 @@ def both(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProc
     tmp = Path(env["SYSCONTAINER_STATE_DIR"]).parent
     fronts = (program(tmp / "fast", "syscontainer_tools.quickcli"),
               program(tmp / "typer", "syscontainer_tools.cli"))
-    return tuple(subprocess.run([*front, *argv], env=env, capture_output=True, timeout=120,
+    return tuple(subprocess.run([*front, *argv], env=env, capture_output=True, timeout=scaled(120),
                                 stdin=subprocess.DEVNULL, check=False)
                  for front in fronts)
 
@@ -172,7 +173,7 @@ def test_the_fast_path_imports_no_typer(tmp_path):
     script = program(tmp_path / "fast", "syscontainer_tools.quickcli")
     proc = subprocess.run([script[0], "-X", "importtime", *script[1:],
                            "add-device", "c1", "/dev/null"], env=env_for(tmp_path),
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=scaled(120), check=False)
     loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
               if line.startswith("import time:")}
     assert "syscontainer_tools.quickcli" in loaded
