@@ -151,6 +151,7 @@ fi
 # the guest's console (boot messages) on stderr
 if [ -n "${SYSCONTAINER_VM_VERBOSE:-}" ]; then args+=(--verbose); fi
 guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
+guest_cmd+=" SYSCONTAINER_VM_ROOT=$(printf '%q' "$root")"
 guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
 args+=(--exec "$guest_cmd")

@@ -22,9 +22,11 @@ import pytest
 from syscontainer_tools import mountinfo
 from tests.system.conftest import PREFIX, run
 from tests.system.daemons import stop_process
+from tests.vm.conftest import PURE_V2, need
 from tests.vm.helpers import disk, v2_dir, wait_for
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(not PURE_V2, reason="the views of pure cgroup v2")]
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
@@ -60,8 +62,7 @@ def daemon(cmd: list[str], mnt: Path, log: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def lxcfs_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    exe = shutil.which("lxcfs")
-    assert exe, "C lxcfs is installed in the lane (scripts/setup.sh)"
+    exe = need("lxcfs")
     tmp = tmp_path_factory.mktemp("lx")
     with daemon([sys.executable, "-m", "lxcfs_toolkit.server", str(tmp / "py")], tmp / "py",
                 tmp / "py.log") as py, \
