@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.vm.conftest import PURE_V2
 from tests.vm.helpers import disk, hooks_for, record, sh, v2_dir, wait_for
 
 pytestmark = pytest.mark.system
+v2_only = pytest.mark.skipif(not PURE_V2, reason="io.max, io.weight and io.bfq.weight are cgroup v2's files")
 
 
 def majmin(path: str) -> str:
@@ -148,6 +150,7 @@ def test_udev_rule_with_udevd_follows_a_new_partition(make_container, tool, stat
             sh("udevadm control --reload", check=False)
 
 
+@v2_only
 def test_io_max_throttles_and_io_weight(make_container, tool, state_dir):
     """io.max's four keys reach the file; a read-bps limit slows dd to about
     that rate (checked as a lower bound on the time: a slow guest only adds)."""
@@ -192,6 +195,7 @@ def test_io_max_throttles_and_io_weight(make_container, tool, state_dir):
         qos.write_text(f"{mm} enable=0")
 
 
+@v2_only
 def test_blkio_weight_reaches_bfq(make_container, tool, state_dir):
     """With BFQ active the weight goes to io.bfq.weight, the file BFQ reads
     (io.weight exists too whenever io is on: it is blk-iocost's)."""

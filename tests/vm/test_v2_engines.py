@@ -38,14 +38,14 @@ def crun_ctr(tmp_path: Path) -> Iterator[Ctr]:
     root = f"/run/{PREFIX}-crun"
     os.makedirs(root, exist_ok=True)
     bundle = tmp_path / f"{PREFIX}-cr"
-    make_rootfs(bundle / "rootfs")
-    write_config(bundle)
     ctr = Ctr(f"{PREFIX}-cr", bundle, root, runtime="crun")
-    ctr.start()
     try:
+        make_rootfs(bundle / "rootfs")
+        write_config(bundle)
+        ctr.start()
         yield ctr
     finally:
-        ctr.stop()
+        ctr.stop()   # (kill and delete: harmless when the start failed)
         shutil.rmtree(root, ignore_errors=True)
 
 
