@@ -12,9 +12,10 @@ import pytest
 from syscontainer_tools import cgroup
 from tests.system.conftest import *  # noqa: F403  (fixtures: make_container, tool, ...)
 from tests.system.conftest import PREFIX
+from tests.system.waits import scaled
 
 IN_GUEST = os.environ.get("SYSCONTAINER_VM_GUEST") == "1"
-TIME_SCALE = float(os.environ.get("SYSCONTAINER_VM_TIME_SCALE", "1"))
+TIME_SCALE = scaled(1)
 DISK = os.environ.get("SYSCONTAINER_VM_DISK", "")
 NIC = os.environ.get("SYSCONTAINER_VM_NIC", "")
 # the host's own root has every program scripts/setup.sh --vm installs; a

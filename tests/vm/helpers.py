@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.system.waits import scaled
 from tests.vm.conftest import DISK, TIME_SCALE
 
 HOOKS = str(Path(sys.executable).parent / "syscontainer-hooks")
@@ -26,7 +27,7 @@ def v2_dir(pid: int) -> Path:
 
 def wait_for(cond: Callable[[], Any], what: str, seconds: float = 10) -> Any:
     """Poll ``cond`` until it is true; the wait scales with the guest's speed."""
-    deadline = time.monotonic() + seconds * TIME_SCALE
+    deadline = time.monotonic() + scaled(seconds)
     while True:
         got = cond()
         if got:
