@@ -74,8 +74,9 @@ def test_v2_device_program(make_container, make_loop, tool, state_dir):
     ctr = make_container("ebpf")
     a, b = make_loop(), make_loop()
     cg = v2_dir(ctr)
-    hybrid = bool(cgroup.host_mounts().v1)
-    if cg == Path(cgroup.host_mounts().v2 or "/"):
+    mounts = cgroup.host_mounts()
+    hybrid = bool(mounts.v1)
+    if cg == Path(mounts.v2 or "/"):
         # runc before 1.0 final (Debian 11's 1.0.0~rc93) leaves the container in
         # the unified root on a hybrid host: no cgroup of its own to attach to
         pytest.skip("the runtime gives the container no v2 cgroup of its own")
