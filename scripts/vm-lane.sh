@@ -18,8 +18,12 @@
 #     --timeout SECONDS      give up on the guest after this long (default 2400,
 #                            or SYSCONTAINER_VM_TIMEOUT)
 #     --name NAME            label for the log lines (default: the kernel version)
+#     --boots N              boot again, up to N boots in all, when the guest dies
+#                            before pytest ends (default 2; see status 3 below)
 # Environment: SYSCONTAINER_VM_TIME_SCALE (how much slower waits in the tests
-# may be; default 10 under emulation, 2 with KVM).
+# may be; default 10 under emulation, 2 with KVM), SYSCONTAINER_VM_VERBOSE=1
+# (every boot message on stderr).  Exit status 3: the guest died before
+# pytest ended, on every boot (each death prints its kernel console's tail).
 # (in braces: bash reads it all before running it, so an edit during a run is harmless)
 {
 set -euo pipefail
@@ -27,7 +31,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 init=plain root=/ kernel="" python="" name="" cgroup=v2
-timeout_s=${SYSCONTAINER_VM_TIMEOUT:-2400}
+timeout_s=${SYSCONTAINER_VM_TIMEOUT:-2400} boots=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --init) init=$2; shift 2 ;;
@@ -37,8 +41,9 @@ while [ $# -gt 0 ]; do
         --python) python=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --name) name=$2; shift 2 ;;
+        --boots) boots=$2; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -46,6 +51,7 @@ done
 say() { echo "vm-lane${name:+ [$name]}: $*" >&2; }
 die() { say "$*"; exit 2; }
 
+case "$boots" in ""|*[!0-9]*|0) die "--boots must be a number of boots, 1 or more, not '$boots'" ;; esac
 case "$init" in plain|systemd) ;; *) die "--init must be plain or systemd, not '$init'" ;; esac
 case "$cgroup" in v2|hybrid) ;; *) die "--cgroup must be v2 or hybrid, not '$cgroup'" ;; esac
 [ "$(id -u)" -eq 0 ] || die "run as root (the tests in the guest need root)"
@@ -113,10 +119,9 @@ mkdir -p "$out"
 cleanup() { rm -rf "$out"; }
 trap cleanup EXIT
 
-# a scratch disk with a real DOS partition table (virtio-blk in the guest, vda)
+# a scratch disk with a real DOS partition table (virtio-blk in the guest, vda),
+# made afresh for each boot
 disk="$out/disk.img"
-truncate -s 256M "$disk"
-printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
 
 args=(--run "$kernel" "${accel[@]}" --force-9p --cpus 2 --memory 4G)
 # a distribution root sees the worktree at its own path (read-only), then the
@@ -144,45 +149,83 @@ if [ "$init" = systemd ]; then
     # guest's systemd a lean default target, sctvm.target, whose service runs
     # the test command and powers off; it masks host units (see
     # tests/vm/qemu-systemd.sh).
-    args+=(--systemd --append "container= systemd.unit=sctvm.target"
+    args+=(--systemd --append "container= systemd.unit=sctvm.target systemd.show_status=error"
           --qemu "$REPO/tests/vm/qemu-systemd.sh")
     export SCTVM_QEMU="$QEMU" SCTVM_MASKS="$SYSTEMD_MASKS"
 fi
-# the guest's console (boot messages) on stderr
-if [ -n "${SYSCONTAINER_VM_VERBOSE:-}" ]; then args+=(--verbose); fi
+# The guest's kernel console, at warning level (an oops or a panic raises it
+# to everything), is kept in $out/console: its tail is printed when the guest
+# dies before pytest ends (a panic, qemu failing).  With SYSCONTAINER_VM_VERBOSE
+# every boot message is shown on stderr as well.
+console="$out/console"
+args+=(--verbose)
+[ -n "${SYSCONTAINER_VM_VERBOSE:-}" ] || args+=(--append loglevel=5)
 guest_cmd="env SYSCONTAINER_VM_TIME_SCALE=$SYSCONTAINER_VM_TIME_SCALE SYSCONTAINER_VM_CGROUP=$cgroup"
 guest_cmd+=" SYSCONTAINER_VM_ROOT=$(printf '%q' "$root")"
 guest_cmd+=" bash $(printf '%q' "$REPO/tests/vm/guest.sh") $(printf '%q' "$gout") $(printf '%q' "$python")"
 for a in "$@"; do guest_cmd+=" $(printf '%q' "$a")"; done
 args+=(--exec "$guest_cmd")
 
-say "booting $kernel (${accel[*]:-kvm}, init $init, cgroup $cgroup, root $root) for: $*"
+console_tail() {
+    sleep 1   # (the console's filter may still be writing)
+    if [ -s "$console" ]; then
+        say "the last lines of its kernel console:"
+        tail -n 60 "$console" | sed 's/^/  console: /' >&2
+    fi
+}
+# one boot: its vng status in vrc
+boot() {
+    rm -f "$out/rc" "$console" "$disk"
+    truncate -s 256M "$disk"
+    printf 'label: dos\nsize=96MiB, type=83\nsize=96MiB, type=83\n' | sfdisk -q "$disk" >/dev/null
+    say "booting $kernel (${accel[*]:-kvm}, init $init, cgroup $cgroup, root $root) for: $*"
+    # vng, virtme-run and qemu in a session of their own: whatever ends this
+    # script (a timeout, ^C, CI) ends the guest too
+    # (its output through pipes: virtme-ng reopens its stdout by path, which
+    # would truncate a log file the caller redirected into; the console is
+    # vng's stderr, beside the guest's own stderr: its lines are the ones with
+    # a kernel time stamp, and the decompressor's few before them)
+    setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null > >(cat) 2> >(
+        awk -v file="$console" -v show="${SYSCONTAINER_VM_VERBOSE:-}" '
+            { sub(/\r$/, "") }
+            /^\[ *[0-9]+\.[0-9]+\] / || /^(Probing EDD|Memory KASLR|Poking KASLR)/ {
+                print >> file; fflush(file); if (show == "") next }
+            { print; fflush() }' >&2) &
+    vpid=$!
+    trap 'kill -TERM -- -$vpid 2>/dev/null || true; cleanup' EXIT
+    trap 'exit 130' INT TERM HUP
+    set +e
+    wait "$vpid"
+    vrc=$?
+    set -e
+}
+
 t0=$(date +%s)
-# vng, virtme-run and qemu in a session of their own: whatever ends this
-# script (a timeout, ^C, CI) ends the guest too
-set +e
-# (its output through pipes: virtme-ng reopens its stdout by path, which would
-# truncate a log file the caller redirected into)
-setsid timeout -k 30 "$timeout_s" vng "${args[@]}" </dev/null > >(cat) 2> >(cat >&2) &
-vpid=$!
-trap 'kill -TERM -- -$vpid 2>/dev/null || true; cleanup' EXIT
-trap 'exit 130' INT TERM HUP
-wait "$vpid"
-vrc=$?
-set -e
-dt=$(( $(date +%s) - t0 ))
-if [ "$vrc" -eq 124 ] || [ "$vrc" -eq 137 ]; then
-    say "guest timeout: no result after ${timeout_s}s (raise --timeout / SYSCONTAINER_VM_TIMEOUT; TCG is slow)"
-    say "lane duration ${dt}s"
-    exit 124
-fi
-if [ ! -s "$out/rc" ]; then
+n=1
+while :; do
+    boot "$@"
+    dt=$(( $(date +%s) - t0 ))
+    if [ "$vrc" -eq 124 ] || [ "$vrc" -eq 137 ]; then
+        say "guest timeout: no result after ${timeout_s}s (raise --timeout / SYSCONTAINER_VM_TIMEOUT; TCG is slow)"
+        console_tail
+        say "lane duration ${dt}s"
+        exit 124
+    fi
+    [ ! -s "$out/rc" ] || break
     say "the guest ended (vng status $vrc) without running the tests to the end"
-    say "lane duration ${dt}s"
-    exit 3
-fi
+    console_tail
+    # Under emulation that has been qemu or the guest's kernel dying, not a
+    # test failing (pytest's own failures end with a status): the lane boots
+    # once more, and says so, rather than fail CI on it.
+    if [ "$n" -ge "$boots" ]; then
+        say "lane duration ${dt}s ($n boots)"
+        exit 3
+    fi
+    n=$((n + 1))
+    say "boot $n of at most $boots"
+done
 rc=$(cat "$out/rc")
-say "pytest in the guest exited $rc; lane duration ${dt}s"
+say "pytest in the guest exited $rc; lane duration ${dt}s$([ "$n" -eq 1 ] || echo " ($n boots)")"
 exit "$rc"
 exit
 }
