@@ -20,6 +20,7 @@ import pytest
 
 from syscontainer_tools import cgroup, syscalls
 from syscontainer_tools.resources import devcgroup
+from tests.system.cgroups import v2_dir
 
 pytestmark = pytest.mark.system
 
@@ -35,15 +36,6 @@ DENY_BLOCK = [
     insn(0xB7, 0, imm=0), insn(0x95),
     insn(0xB7, 0, imm=1), insn(0x95),
 ]
-
-
-def v2_dir(ctr) -> Path:
-    mount = cgroup.host_mounts().v2
-    assert mount, "no cgroup v2 mount"
-    for line in Path(f"/proc/{ctr.pid}/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return Path(mount) / line[3:].lstrip("/")
-    raise AssertionError("no v2 cgroup")
 
 
 def attach(cgdir: Path, insns: list[bytes]) -> None:
@@ -73,7 +65,7 @@ def attached_code(cgdir: Path) -> list[list[bytes]]:
 def test_v2_device_program(make_container, make_loop, tool, state_dir):
     ctr = make_container("ebpf")
     a, b = make_loop(), make_loop()
-    cg = v2_dir(ctr)
+    cg = v2_dir(ctr.pid)
     mounts = cgroup.host_mounts()
     hybrid = bool(mounts.v1)
     if cg == Path(mounts.v2 or "/"):

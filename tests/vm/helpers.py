@@ -17,14 +17,6 @@ from tests.vm.conftest import DISK, TIME_SCALE
 HOOKS = str(Path(sys.executable).parent / "syscontainer-hooks")
 
 
-def v2_dir(pid: int) -> Path:
-    """The container's own cgroup (pure v2: the ``0::`` line)."""
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return Path("/sys/fs/cgroup") / line[3:].lstrip("/")
-    raise AssertionError(f"process {pid} has no v2 cgroup")
-
-
 def wait_for(cond: Callable[[], Any], what: str, seconds: float = 10) -> Any:
     """Poll ``cond`` until it is true; the wait scales with the guest's speed."""
     deadline = time.monotonic() + scaled(seconds)

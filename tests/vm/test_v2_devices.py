@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.system.cgroups import v2_dir
 from tests.vm.conftest import PURE_V2
-from tests.vm.helpers import disk, hooks_for, record, sh, v2_dir, wait_for
+from tests.vm.helpers import disk, hooks_for, record, sh, wait_for
 
 pytestmark = pytest.mark.system
 v2_only = pytest.mark.skipif(not PURE_V2, reason="io.max, io.weight and io.bfq.weight are cgroup v2's files")

@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from syscontainer_tools import mountinfo
+from tests.system.cgroups import v2_dir
 from tests.system.conftest import PREFIX, run
 from tests.system.daemons import stop_process
 from tests.vm.conftest import PURE_V2, need
-from tests.vm.helpers import disk, v2_dir, wait_for
+from tests.vm.helpers import disk, wait_for
 
 pytestmark = [pytest.mark.system,
               pytest.mark.skipif(not PURE_V2, reason="the views of pure cgroup v2")]

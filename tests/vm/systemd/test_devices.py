@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from syscontainer_tools.resources import devcgroup, systemd_unit
+from tests.system.cgroups import v2_dir
 from tests.system.conftest import PREFIX, run
 from tests.vm.systemd.conftest import tool_as
 
@@ -33,18 +34,11 @@ pytestmark = [
 CG = Path("/sys/fs/cgroup")
 
 
-def leaf(pid: int) -> Path:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return CG / line[3:].lstrip("/")
-    raise AssertionError(f"pid {pid} has no v2 cgroup")
-
-
 def programs(pid: int, upto: Path) -> list[tuple[str, bytes]]:
     """(cgroup, program name) of every device program from ``upto`` down to
     the process's own cgroup: the set an access of the container must pass."""
     out = []
-    d = leaf(pid)
+    d = v2_dir(pid)
     chain = [d]
     while d != upto and d != CG:
         d = d.parent
@@ -84,7 +78,7 @@ def check_device_lifecycle(call: Any, ctr_id: str, sh: Any, rootfs: Path, unit: 
                            restart: Any, loop: Any) -> None:
     major, minor = loop.majmin
     entry = f"/dev/block/{major}:{minor} rwm"
-    found = systemd_unit.for_cgroup(str(leaf(pid())))
+    found = systemd_unit.for_cgroup(str(v2_dir(pid())))
     assert found is not None and found.name == unit
     scope = Path(found.cgroup)
     # runc gives the scope a device policy (DevicePolicy=strict, DeviceAllow=
@@ -165,7 +159,7 @@ def test_qos_survives_daemon_reload(runtime, sd_container, make_loop, state_dir)
     assert proc.returncode == 0, proc.stderr
     # the unit's own io.max (crun puts the container in a "container" child
     # of the scope; a limit on the scope holds for the whole subtree)
-    unit = systemd_unit.for_cgroup(str(leaf(ctr.pid)))
+    unit = systemd_unit.for_cgroup(str(v2_dir(ctr.pid)))
     assert unit is not None and unit.name == ctr.unit
     io_max = Path(unit.cgroup) / "io.max"
 
