@@ -232,7 +232,7 @@ while :; do
     # test failing (pytest's own failures end with a status): the lane boots
     # once more, and says so, rather than fail CI on it.
     if [ "$n" -ge "$boots" ]; then
-        say "lane duration ${dt}s ($n boots)"
+        say "lane duration ${dt}s ($n boot$([ "$n" -eq 1 ] || echo s))"
         exit 3
     fi
     n=$((n + 1))
