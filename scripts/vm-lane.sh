@@ -69,7 +69,8 @@ fi
 export PATH="$REPO/.venv/bin:$PATH"   # vng runs virtme-run from its own bin
 
 if [ "$root" != / ]; then
-    root=$(cd "$root" && pwd) || die "no root directory $root"
+    dir=$(cd "$root" 2>/dev/null && pwd) || die "no root directory $root (tests/vm/mkroot.sh makes one)"
+    root=$dir
     [ -x "$root/bin/sh" ] || die "$root is not a root file system (no bin/sh)"
     if [ -z "$kernel" ]; then
         kernel=$(ls -1 "$root"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
@@ -104,8 +105,8 @@ accel=(--disable-kvm)
 scale_default=10
 # Under TCG the guest's vCPUs run on one host thread by default (see the
 # environment above).  With one thread per vCPU (qemu's default, "multi"),
-# Debian 13's 6.12 kernel died in about one boot in four, always the same
-# way: "Oops: int3" on the first byte of a 5-byte NOP in a hot path
+# Debian 13's 6.12 kernel died in 4 of 13 boots (docs/support.md), always
+# the same way: "Oops: int3" on the first byte of a 5-byte NOP in a hot path
 # (__alloc_pages, __kmalloc) while runc was starting a container.  That is a
 # static branch being switched (the kernel patches it through an int3:
 # text_poke_bp) and the other vCPU still executing the int3 after the
@@ -214,15 +215,16 @@ boot() {
     set -e
 }
 
+# the lane's time, and how many boots it took when more than one
+took() { echo "lane duration $(( $(date +%s) - t0 ))s$([ "$n" -eq 1 ] || echo " ($n boots)")"; }
 t0=$(date +%s)
 n=1
 while :; do
     boot "$@"
-    dt=$(( $(date +%s) - t0 ))
     if [ "$vrc" -eq 124 ] || [ "$vrc" -eq 137 ]; then
         say "guest timeout: no result after ${timeout_s}s (raise --timeout / SYSCONTAINER_VM_TIMEOUT; TCG is slow)"
         console_tail
-        say "lane duration ${dt}s"
+        say "$(took)"
         exit 124
     fi
     [ ! -s "$out/rc" ] || break
@@ -232,14 +234,14 @@ while :; do
     # test failing (pytest's own failures end with a status): the lane boots
     # once more, and says so, rather than fail CI on it.
     if [ "$n" -ge "$boots" ]; then
-        say "lane duration ${dt}s ($n boot$([ "$n" -eq 1 ] || echo s))"
+        say "$(took)"
         exit 3
     fi
     n=$((n + 1))
     say "boot $n of at most $boots"
 done
 rc=$(cat "$out/rc")
-say "pytest in the guest exited $rc; lane duration ${dt}s$([ "$n" -eq 1 ] || echo " ($n boots)")"
+say "pytest in the guest exited $rc; $(took)"
 exit "$rc"
 exit
 }
